@@ -1,0 +1,316 @@
+"""``POST /api/ingest/``: a team's analytics events in, envelope v1 events onto Kafka.
+
+The team's ``api_token`` in the body is the credential (no session, no DRF token), as in
+PostHog's capture API. The endpoint answers ``202 {"accepted": n}`` only after Kafka has
+acknowledged every event of the batch; a batch is accepted or rejected whole.
+
+Event ids make retries safe: an event carries the client's ``uuid`` if it sent one,
+otherwise a uuid5 over (team id, event, distinct_id, timestamp as sent, canonical JSON of
+properties). A client that retries a batch after a ``503`` therefore produces the same ids,
+and the consumer's dedup (event id x trigger x recipient) absorbs what the failed attempt
+may already have written. An event sent without a timestamp gets ``now`` as its timestamp
+and in its id, so two such sends are two events, and retrying one is not idempotent:
+clients that retry should send ``timestamp`` or ``uuid``.
+
+:func:`ingest_batch` validates and builds the envelopes (no I/O); the view authenticates,
+maps errors to responses and publishes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifications.events import MAX_NAME_LENGTH, Event, InvalidEvent, Source, parse_timestamp
+from notifications.stream import PublishFailed, publish_events
+from workspace.models import Team
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_EVENTS = 1000
+MAX_BODY_BYTES = 5 * 1024 * 1024
+# Fixed forever: changing it changes every derived event id, and retries stop deduplicating.
+INGEST_ID_NAMESPACE = uuid.UUID("5f0c8a52-6d1e-4f1b-9a57-3c2f6e0d9b41")
+# Compared against when no team has the key, so a miss costs what a hit costs.
+_NO_TEAM_TOKEN = "phc_" + "0" * 32
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with the request; ``index`` is the event's position, None for the body."""
+
+    field: str
+    message: str
+    index: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.index is None:
+            del data["index"]
+        return data
+
+
+class BatchRejected(ValueError):
+    """The batch is malformed; ``errors`` lists every problem found, not just the first."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.index}.{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+class BatchTooLarge(ValueError):
+    """The batch has more events than ``NOTIFLOW_INGEST_MAX_EVENTS`` allows."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"batch has {size} events; at most {limit} are accepted per request")
+        self.size = size
+        self.limit = limit
+
+
+def max_events() -> int:
+    return int(getattr(settings, "NOTIFLOW_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS))
+
+
+def team_for_api_key(*, api_key: Any) -> Team | None:
+    """The team whose ``api_token`` is ``api_key``, or None; the final check is constant-time."""
+    if not isinstance(api_key, str) or not api_key:
+        return None
+    team = Team.objects.filter(api_token=api_key).only("id", "organization_id", "api_token").first()
+    stored = team.api_token if team is not None else _NO_TEAM_TOKEN
+    if not hmac.compare_digest(stored.encode(), api_key.encode()):
+        return None
+    return team
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def derived_event_id(
+    *, team_id: int, event: str, distinct_id: str, timestamp: str, properties: dict[str, Any]
+) -> uuid.UUID:
+    """The id an event without a client ``uuid`` gets: equal inputs, equal id, every time."""
+    name = _canonical_json([team_id, event, distinct_id, timestamp, properties])
+    return uuid.uuid5(INGEST_ID_NAMESPACE, name)
+
+
+def _non_empty_string(item: dict[str, Any], key: str, index: int, errors: list[FieldError]) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value.strip():
+        errors.append(FieldError(key, f"must be a non-empty string, got {value!r}", index))
+        return ""
+    return value
+
+
+def _build_event(
+    *, team: Team, item: Any, index: int, now: datetime, errors: list[FieldError]
+) -> Event | None:
+    """One batch item → an envelope, or None after appending each of its errors."""
+    if not isinstance(item, dict):
+        kind = type(item).__name__
+        errors.append(FieldError("batch", f"each item must be a JSON object, got {kind}", index))
+        return None
+    found = len(errors)
+
+    name = _non_empty_string(item, "event", index, errors)
+    if len(name) > MAX_NAME_LENGTH:
+        errors.append(FieldError("event", f"is longer than {MAX_NAME_LENGTH} characters", index))
+    distinct_id = _non_empty_string(item, "distinct_id", index, errors)
+
+    properties = item.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        errors.append(
+            FieldError("properties", f"must be an object, got {type(properties).__name__}", index)
+        )
+
+    raw_timestamp = item.get("timestamp")
+    occurred_at = now.astimezone(UTC)
+    if raw_timestamp is not None:
+        try:
+            occurred_at = parse_timestamp(raw_timestamp, "timestamp")
+        except InvalidEvent as exc:
+            errors.append(FieldError("timestamp", exc.reason, index))
+
+    raw_uuid = item.get("uuid")
+    event_id: uuid.UUID | None = None
+    if raw_uuid is not None:
+        try:
+            event_id = uuid.UUID(raw_uuid) if isinstance(raw_uuid, str) else None
+        except ValueError:
+            event_id = None
+        if event_id is None:
+            errors.append(FieldError("uuid", f"must be a UUID string, got {raw_uuid!r}", index))
+
+    if len(errors) > found:
+        return None
+    if event_id is None:
+        event_id = derived_event_id(
+            team_id=team.id,
+            event=name,
+            distinct_id=distinct_id,
+            timestamp=raw_timestamp if raw_timestamp is not None else occurred_at.isoformat(),
+            properties=properties,
+        )
+    return Event(
+        id=event_id,
+        source=Source.INGEST,
+        name=name,
+        team_id=team.id,
+        org_id=team.organization_id,
+        occurred_at=occurred_at,
+        properties={**properties, "distinct_id": distinct_id},
+        actor=None,
+        subject=None,
+    )
+
+
+def ingest_batch(*, team: Team, batch: Any, now: datetime) -> list[Event]:
+    """Validate a batch and build one envelope per item, in order. No I/O.
+
+    Raises :class:`BatchRejected` listing every problem (an empty or non-list batch, and
+    each bad field of each bad item), or :class:`BatchTooLarge` before looking at items.
+    ``now`` is the timestamp of items that carry none.
+    """
+    if not isinstance(batch, list) or not batch:
+        raise BatchRejected([FieldError("batch", "must be a non-empty list of events")])
+    limit = max_events()
+    if len(batch) > limit:
+        raise BatchTooLarge(len(batch), limit)
+    errors: list[FieldError] = []
+    built = [
+        _build_event(team=team, item=item, index=index, now=now, errors=errors)
+        for index, item in enumerate(batch)
+    ]
+    if errors:
+        raise BatchRejected(errors)
+    return [event for event in built if event is not None]
+
+
+def _errors_response(errors: list[FieldError]) -> Response:
+    return Response({"errors": [e.to_dict() for e in errors]}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+_Detail = inline_serializer("IngestDetail", {"detail": serializers.CharField()})
+
+
+class IngestView(APIView):
+    """Accept a batch of a team's events; 202 once Kafka has acknowledged all of them."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        summary="Ingest a batch of analytics events",
+        request=inline_serializer(
+            "IngestRequest",
+            {
+                "api_key": serializers.CharField(help_text="The team's api_token."),
+                "batch": serializers.ListField(
+                    child=inline_serializer(
+                        "IngestEvent",
+                        {
+                            "event": serializers.CharField(max_length=MAX_NAME_LENGTH),
+                            "distinct_id": serializers.CharField(),
+                            "properties": serializers.DictField(required=False),
+                            "timestamp": serializers.DateTimeField(
+                                required=False,
+                                help_text="ISO 8601 with a UTC offset; defaults to now.",
+                            ),
+                            "uuid": serializers.UUIDField(
+                                required=False,
+                                help_text="Client-chosen event id; derived from the event "
+                                "when absent, so retries keep their ids.",
+                            ),
+                        },
+                    ),
+                    min_length=1,
+                    help_text="At most NOTIFLOW_INGEST_MAX_EVENTS (default 1000) events.",
+                ),
+            },
+        ),
+        responses={
+            202: inline_serializer("IngestAccepted", {"accepted": serializers.IntegerField()}),
+            400: OpenApiResponse(
+                inline_serializer(
+                    "IngestErrors",
+                    {
+                        "errors": inline_serializer(
+                            "IngestError",
+                            {
+                                "index": serializers.IntegerField(
+                                    required=False,
+                                    help_text="Position in batch; absent for body-level errors.",
+                                ),
+                                "field": serializers.CharField(),
+                                "message": serializers.CharField(),
+                            },
+                            many=True,
+                        )
+                    },
+                ),
+                description="Malformed body or events; every bad event is listed, none is "
+                "published.",
+            ),
+            401: OpenApiResponse(_Detail, description="Missing or unknown api_key."),
+            413: OpenApiResponse(_Detail, description="Too many events, or body over 5 MB."),
+            503: OpenApiResponse(_Detail, description="Kafka unavailable; retry the batch."),
+        },
+    )
+    def post(self, request):
+        if _content_length(request) > MAX_BODY_BYTES:
+            return Response(
+                {"detail": f"request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB"},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        body = request.data
+        if not isinstance(body, dict):
+            return _errors_response(
+                [FieldError("body", f"must be a JSON object, got {type(body).__name__}")]
+            )
+        team = team_for_api_key(api_key=body.get("api_key"))
+        if team is None:
+            return Response(
+                {"detail": "api_key is missing or does not belong to any team"},
+                status=status.HTTP_401_UNAUTHORIZED,
+            )
+        try:
+            events = ingest_batch(team=team, batch=body.get("batch"), now=timezone.now())
+        except BatchTooLarge as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        except BatchRejected as exc:
+            return _errors_response(exc.errors)
+        try:
+            accepted = publish_events(events)
+        except PublishFailed as exc:
+            logger.warning(
+                "ingest: %d events for team %s not published: %s", len(events), team.id, exc
+            )
+            return Response(
+                {"detail": "event stream unavailable, retry"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)

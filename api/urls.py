@@ -1,0 +1,23 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from api import views
+from api.ingest import IngestView
+from api.notifications import NotificationViewSet
+from api.resources import VIEWSETS
+
+router = DefaultRouter()
+for prefix, viewset in VIEWSETS.items():
+    router.register(prefix, viewset, basename=prefix)
+router.register("notifications", NotificationViewSet, basename="notifications")
+
+urlpatterns = [
+    path("health/", views.HealthView.as_view(), name="health"),
+    path("me/", views.MeView.as_view(), name="me"),
+    path("teams/", views.TeamsView.as_view(), name="teams"),
+    path("ingest/", IngestView.as_view(), name="ingest"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    *router.urls,
+]

@@ -1,0 +1,390 @@
+"""The consumer loop: poll a batch → decode (poison → DLQ) → evaluate triggers → plan →
+store in one transaction → commit offsets. Offsets are committed only after the database
+commit, and every write is idempotent, so a crash or rebalance replays without doubling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError
+
+from notifications import stream
+from notifications.events import Event, InvalidEvent, Source, decode
+from notifications.models import (
+    Follow,
+    Notification,
+    Preference,
+    Trigger,
+    TriggerMatch,
+    TriggerState,
+)
+from notifications.planning import Audience, Draft, Match, plan
+from notifications.stream import TopicName
+from notifications.triggers import (
+    CompiledTrigger,
+    Kind,
+    TriggerIndex,
+    compile_trigger,
+)
+from workspace.models import Membership
+
+log = logging.getLogger(__name__)
+
+FOLLOW_DECAY = timedelta(days=90)
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How much the loop takes at once and how it backs off when the database fails."""
+
+    max_records: int = 500
+    poll_timeout_ms: int = 1000
+    retry_backoff_seconds: float = 2.0
+
+
+DEFAULT_BATCH = BatchPolicy()
+
+
+@dataclass
+class BatchResult:
+    events: int = 0
+    dead_lettered: int = 0
+    matches: int = 0
+    stored: int = 0
+
+
+@dataclass
+class TriggerCache:
+    """Compiled triggers and their subscribers, rebuilt only when a trigger changes."""
+
+    version: tuple[Any, ...] | None = None
+    index: TriggerIndex = field(default_factory=lambda: TriggerIndex(()))
+    subscribers: dict[int, frozenset[int]] = field(default_factory=dict)
+
+    def refresh(self) -> None:
+        version = tuple(Trigger.objects.aggregate(n=Count("id"), latest=Max("updated_at")).values())
+        if version == self.version:
+            return
+        rows = list(
+            Trigger.objects.filter(enabled=True).values(
+                "id", "team_id", "kind", "name", "config", "snoozed_until", "owner_id"
+            )
+        )
+        subscribers: dict[int, set[int]] = defaultdict(set)
+        through = Trigger.subscribers.through.objects.filter(trigger_id__in=[r["id"] for r in rows])
+        for trigger_id, user_id in through.values_list("trigger_id", "user_id"):
+            subscribers[trigger_id].add(user_id)
+        self.subscribers = {
+            r["id"]: frozenset(subscribers.get(r["id"]) or {r["owner_id"]}) for r in rows
+        }
+        self.index = TriggerIndex(
+            compile_trigger(
+                id=r["id"],
+                team_id=r["team_id"],
+                kind=r["kind"],
+                name=r["name"],
+                config=r["config"],
+                snoozed_until=r["snoozed_until"],
+            )
+            for r in rows
+        )
+        self.version = version
+
+
+class EventProcessor:
+    """The database side of the consumer: events in, notifications stored. No Kafka."""
+
+    def __init__(self, clock: Clock = timezone.now) -> None:
+        self.clock = clock
+        self.triggers = TriggerCache()
+
+    def process(self, events: Sequence[Event]) -> BatchResult:
+        result = BatchResult(events=len(events))
+        if not events:
+            return result
+        with transaction.atomic():
+            self.triggers.refresh()
+            now = self.clock()
+            matches: list[Match] = []
+            counted: dict[CompiledTrigger, list[Event]] = defaultdict(list)
+            for event in events:
+                for trigger in self.triggers.index.match(
+                    team_id=event.team_id,
+                    event_name=event.name,
+                    properties=event.properties,
+                    now=now,
+                ):
+                    if trigger.kind == Kind.EVENT_COUNT:
+                        counted[trigger].append(event)
+                    else:
+                        matches.append(self._trigger_match(event, trigger))
+                if event.source == Source.ACTIVITY and event.properties.get("action") != "created":
+                    matches.append(self._activity_match(event))
+                elif event.source == Source.CHECK:
+                    matches.extend(self._check_match(event))
+            matches.extend(self._fired_counts(counted))
+            result.matches = len(matches)
+            drafts = plan(matches, self._audience(matches))
+            result.stored = store(drafts)
+            self._follow(e for e in events if e.source == Source.ACTIVITY)
+        return result
+
+    def _trigger_match(self, event: Event, trigger: CompiledTrigger) -> Match:
+        return Match(
+            event=event,
+            trigger=trigger,
+            candidates=self.triggers.subscribers.get(trigger.id, frozenset()),
+            reason=f"You subscribe to the trigger “{trigger.name}”.",
+        )
+
+    def _activity_match(self, event: Event) -> Match:
+        """Built-in activity: the resource's owner and recent participants hear about it.
+        Creation is left to activity triggers: the owner is the one who created it."""
+        subject = event.subject
+        candidates: set[int] = set()
+        owner_id = event.properties.get("owner_id")
+        if isinstance(owner_id, int):
+            candidates.add(owner_id)
+        if subject is not None:
+            candidates.update(
+                Follow.objects.filter(
+                    resource_type=subject.type,
+                    resource_id=subject.id,
+                    last_participated_at__gte=event.occurred_at - FOLLOW_DECAY,
+                ).values_list("user_id", flat=True)
+            )
+        return Match(
+            event=event,
+            trigger=None,
+            candidates=frozenset(candidates),
+            reason="You own or recently worked on this resource.",
+        )
+
+    def _check_match(self, event: Event) -> list[Match]:
+        """A scheduled check fired: its trigger's subscribers hear about it."""
+        trigger = self.triggers.index.by_id.get(event.properties.get("trigger_id"))
+        if trigger is None or trigger.team_id != event.team_id:
+            return []
+        return [self._trigger_match(event, trigger)]
+
+    def _fired_counts(self, counted: dict[CompiledTrigger, list[Event]]) -> Iterable[Match]:
+        """Record event_count matches (unique per trigger × event) and fire each trigger
+        once per window when the count in the window reaches its threshold."""
+        if not counted:
+            return []
+        TriggerMatch.objects.bulk_create(
+            [
+                TriggerMatch(trigger_id=trigger.id, event_id=e.id, occurred_at=e.occurred_at)
+                for trigger, events in counted.items()
+                for e in events
+            ],
+            ignore_conflicts=True,
+        )
+        fired = []
+        for trigger, events in counted.items():
+            trigger_id = trigger.id
+            window = timedelta(minutes=trigger.window_minutes)
+            state, _ = TriggerState.objects.select_for_update().get_or_create(trigger_id=trigger_id)
+            for event in sorted(events, key=lambda e: e.occurred_at):
+                if state.last_fired_at and event.occurred_at - state.last_fired_at < window:
+                    continue
+                seen = TriggerMatch.objects.filter(
+                    trigger_id=trigger_id,
+                    occurred_at__gt=event.occurred_at - window,
+                    occurred_at__lte=event.occurred_at,
+                ).count()
+                if seen >= trigger.count:
+                    state.last_fired_at = event.occurred_at
+                    fired.append(self._trigger_match(event, trigger))
+            state.save(update_fields=["last_fired_at"])
+            newest = max(e.occurred_at for e in events)
+            TriggerMatch.objects.filter(
+                trigger_id=trigger_id, occurred_at__lte=newest - window
+            ).delete()
+        return fired
+
+    def _audience(self, matches: list[Match]) -> Audience:
+        team_ids = {m.event.team_id for m in matches}
+        user_ids = {u for m in matches for u in m.candidates}
+        members: dict[int, set[int]] = defaultdict(set)
+        for team_id, user_id in Membership.objects.filter(
+            team_id__in=team_ids, user_id__in=user_ids
+        ).values_list("team_id", "user_id"):
+            members[team_id].add(user_id)
+        muted: dict[int, set[int]] = defaultdict(set)
+        in_app_off: dict[int, frozenset[str]] = {}
+        for pref in Preference.objects.filter(user_id__in=user_ids).prefetch_related("muted_teams"):
+            for team in pref.muted_teams.all():
+                muted[team.id].add(pref.user_id)
+            in_app_off[pref.user_id] = frozenset(
+                category for category in pref.channels if not pref.allows(category, "in_app")
+            )
+        return Audience(
+            members={k: frozenset(v) for k, v in members.items()},
+            muted={k: frozenset(v) for k, v in muted.items()},
+            in_app_off=in_app_off,
+        )
+
+    def _follow(self, activity: Iterable[Event]) -> None:
+        """The actor of an activity now follows the resource (upsert, newest time wins)."""
+        latest: dict[tuple[int, str, str], tuple[int, datetime]] = {}
+        for event in activity:
+            if event.actor is None or event.actor.id is None or event.subject is None:
+                continue
+            key = (event.actor.id, event.subject.type, event.subject.id)
+            if key not in latest or latest[key][1] < event.occurred_at:
+                latest[key] = (event.team_id, event.occurred_at)
+        if latest:
+            Follow.objects.bulk_create(
+                [
+                    Follow(
+                        user_id=user_id,
+                        resource_type=rtype,
+                        resource_id=rid,
+                        team_id=team_id,
+                        last_participated_at=when,
+                    )
+                    for (user_id, rtype, rid), (team_id, when) in latest.items()
+                ],
+                update_conflicts=True,
+                unique_fields=["user", "resource_type", "resource_id"],
+                update_fields=["last_participated_at"],
+            )
+
+
+def store(drafts: Sequence[Draft]) -> int:
+    """Insert drafts; an existing dedup key is left as it is. Returns rows inserted."""
+    if not drafts:
+        return 0
+    keys = [d.dedup_key for d in drafts]
+    before = Notification.objects.filter(dedup_key__in=keys).count()
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient_id=d.recipient_id,
+                team_id=d.team_id,
+                category=d.category,
+                title=d.title,
+                body=d.body,
+                url=d.url,
+                actor_id=d.actor_id,
+                actor_name=d.actor_name,
+                trigger_id=d.trigger_id,
+                event_id=d.event_id,
+                event_name=d.event_name,
+                reason=d.reason,
+                dedup_key=d.dedup_key,
+                group_key=f"{d.trigger_id or 'activity'}:{d.recipient_id}",
+                first_seen_at=d.occurred_at,
+                last_seen_at=d.occurred_at,
+            )
+            for d in drafts
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    return Notification.objects.filter(dedup_key__in=keys).count() - before
+
+
+class ConsumerLoop:
+    """Kafka side: poll, dead-letter what does not decode, process, commit after the DB."""
+
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        processor: EventProcessor,
+        policy: BatchPolicy = DEFAULT_BATCH,
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.processor = processor
+        self.policy = policy
+        self.dlq_topic = stream.topic(TopicName.EVENTS_DLQ)
+
+    def run(self, stop: threading.Event, *, until_idle: bool = False) -> BatchResult:
+        total = BatchResult()
+        while not stop.is_set():
+            batch = self.consumer.poll(
+                timeout_ms=self.policy.poll_timeout_ms, max_records=self.policy.max_records
+            )
+            records = [r for part in batch.values() for r in part]
+            if not records:
+                if until_idle:
+                    break
+                continue
+            try:
+                result = self.handle(records)
+            except Exception:
+                log.exception(
+                    "batch of %d failed; rewinding and retrying in %.1fs",
+                    len(records),
+                    self.policy.retry_backoff_seconds,
+                )
+                self._rewind(records)
+                close_old_connections()
+                stop.wait(self.policy.retry_backoff_seconds)
+                continue
+            for name in ("events", "dead_lettered", "matches", "stored"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+        return total
+
+    def handle(self, records: list[Any]) -> BatchResult:
+        valid: list[Event] = []
+        dead = []
+        for record in records:
+            try:
+                valid.append(decode(record.value))
+            except InvalidEvent as exc:
+                dead.append(self._dead_letter(record, exc))
+        for future in dead:
+            future.get(timeout=10)
+        started = time.monotonic()
+        result = self.processor.process(valid)
+        result.dead_lettered = len(dead)
+        try:
+            self.consumer.commit()
+        except CommitFailedError:
+            log.warning("offset commit failed after a rebalance; the new owner will replay")
+        log.info(
+            "batch: %d events, %d dead-lettered, %d matches, %d stored in %.0f ms",
+            result.events,
+            result.dead_lettered,
+            result.matches,
+            result.stored,
+            (time.monotonic() - started) * 1000,
+        )
+        return result
+
+    def _dead_letter(self, record: Any, exc: InvalidEvent):
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+        )
+        headers = [
+            ("reason", str(exc).encode()),
+            ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
+        ]
+        return self.producer.send(
+            self.dlq_topic, key=record.key, value=record.value or b"", headers=headers
+        )
+
+    def _rewind(self, records: list[Any]) -> None:
+        first: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
+        for tp, offset in first.items():
+            self.consumer.seek(tp, offset)

@@ -1,0 +1,53 @@
+"""``python manage.py consume_events``: run the consumer group until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from notifications import stream
+from notifications.consumers import BatchPolicy, ConsumerLoop, EventProcessor
+from notifications.stream import TopicName
+
+
+class Command(BaseCommand):
+    help = "Consume notification events from Kafka, evaluate triggers, store notifications."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--until-idle",
+            action="store_true",
+            help="exit after the first poll that returns nothing (backfills, tests)",
+        )
+        parser.add_argument("--batch-size", type=int, default=BatchPolicy.max_records)
+
+    def handle(self, *args, until_idle=False, batch_size=BatchPolicy.max_records, **options):
+        stream.require_broker()
+        stream.ensure_topics()
+        stop = threading.Event()
+
+        def request_stop(signum, frame):
+            self.stderr.write(f"{signal.Signals(signum).name}: finishing the batch, then leaving")
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        consumer = stream.build_consumer(stream.topic(TopicName.EVENTS))
+        producer = stream.build_producer()
+        loop = ConsumerLoop(
+            consumer, producer, EventProcessor(), BatchPolicy(max_records=batch_size)
+        )
+        self.stdout.write(
+            f"consuming {stream.topic(TopicName.EVENTS)} as group {stream.CONSUMER_GROUP}"
+        )
+        try:
+            total = loop.run(stop, until_idle=until_idle)
+        finally:
+            producer.close(timeout=5)
+            consumer.close()
+        self.stdout.write(
+            f"stopped: {total.events} events, {total.dead_lettered} dead-lettered, "
+            f"{total.stored} notifications stored"
+        )

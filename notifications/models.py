@@ -1,0 +1,257 @@
+"""The notification store and what drives it: triggers, in-app notifications, the outbox."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from workspace.models import Team
+
+
+class TriggerKind(models.TextChoices):
+    EVENT = "event", "Event seen"
+    EVENT_COUNT = "event_count", "Event seen N times within M minutes"
+    ACTIVITY = "activity", "Activity on a resource"
+    INSIGHT_THRESHOLD = "insight_threshold", "Insight crosses a threshold"
+    EXPERIMENT_SIGNIFICANCE = "experiment_significance", "Experiment reaches significance"
+    COHORT_MEMBERSHIP = "cohort_membership", "Someone enters or leaves a cohort"
+
+
+class Category(models.TextChoices):
+    """What a notification is about; preferences switch channels per category."""
+
+    ALERT = "alert", "Alerts on your data"
+    ACTIVITY = "activity", "Activity on your work"
+    SUBSCRIPTION = "subscription", "Subscriptions"
+    ANNOUNCEMENT = "announcement", "Announcements"
+
+
+class Trigger(models.Model):
+    """A stored rule, per team, owned by a user. ``config`` is validated by ``triggers.py``."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="triggers")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_triggers"
+    )
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=TriggerKind.choices)
+    config = models.JSONField(default=dict, blank=True)
+    channels = models.JSONField(default=list, blank=True)
+    delivery = models.JSONField(default=dict, blank=True)
+    subscribers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="subscribed_triggers", blank=True
+    )
+    event_name = models.CharField(
+        max_length=200, blank=True, db_index=True, help_text="Copied from config for indexing."
+    )
+    enabled = models.BooleanField(default=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team", "name"]
+        indexes = [models.Index(fields=["team", "kind", "event_name"], name="trigger_lookup")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.event_name = str(self.config.get("event", "")) if isinstance(self.config, dict) else ""
+        super().save(*args, **kwargs)
+
+
+class Notification(models.Model):
+    """One row of the in-app store. A rolled-up burst is one row whose ``count`` grows.
+
+    Rows carry what they need to render without joins (title, body, url, actor name) and
+    what caused them (trigger, event) for "why am I seeing this".
+    """
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notifications")
+    category = models.CharField(max_length=32, choices=Category.choices)
+    title = models.CharField(max_length=400)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=1000, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=200, blank=True)
+    trigger = models.ForeignKey(
+        Trigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    event_id = models.UUIDField(null=True, blank=True)
+    event_name = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=400, blank=True, help_text="Why the recipient sees this.")
+    dedup_key = models.CharField(max_length=200, unique=True)
+    group_key = models.CharField(max_length=200, blank=True)
+    count = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        indexes = [
+            models.Index(fields=["recipient", "-last_seen_at", "-id"], name="inbox_list"),
+            models.Index(
+                fields=["recipient"], condition=Q(read_at__isnull=True), name="inbox_unread"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Outbox(models.Model):
+    """An event waiting to be published, written in the same transaction as its cause.
+
+    The relay publishes rows in id order per team and stamps ``published_at``; a crash
+    between publish and stamp publishes the row again, and the consumer's dedup absorbs it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True)
+    team_id = models.BigIntegerField()
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"], condition=Q(published_at__isnull=True), name="outbox_pending"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"outbox {self.id} team {self.team_id}"
+
+
+class Channel(models.TextChoices):
+    IN_APP = "in_app", "In-app"
+    EMAIL = "email", "Email"
+    SLACK = "slack", "Slack"
+    WEBHOOK = "webhook", "Webhook"
+    TELEGRAM = "telegram", "Telegram"
+
+
+class DigestCadence(models.TextChoices):
+    OFF = "off"
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class Preference(models.Model):
+    """A user's notification settings. ``channels`` maps category → channel → on/off;
+    anything not listed is on."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference"
+    )
+    channels = models.JSONField(default=dict, blank=True)
+    muted_teams = models.ManyToManyField(Team, blank=True, related_name="+")
+    digest_cadence = models.CharField(
+        max_length=16, choices=DigestCadence.choices, default=DigestCadence.DAILY
+    )
+    digest_hour = models.PositiveSmallIntegerField(default=9)
+    quiet_hours_start = models.TimeField(null=True, blank=True)
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
+
+    def allows(self, category: str, channel: str) -> bool:
+        return bool(self.channels.get(category, {}).get(channel, True))
+
+
+class Follow(models.Model):
+    """Someone who created, edited or commented on a resource hears about its activity
+    until ``FOLLOW_DECAY`` passes without them taking part again."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    resource_id = models.CharField(max_length=64)
+    last_participated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "resource_type", "resource_id"], name="follow_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["resource_type", "resource_id", "last_participated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} follows {self.resource_type} {self.resource_id}"
+
+
+class TriggerMatch(models.Model):
+    """A matching event for an ``event_count`` trigger, kept for the trigger's window so the
+    count survives a restart. Unique per trigger × event, so a replay counts nothing twice."""
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="matches")
+    event_id = models.UUIDField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trigger", "event_id"], name="trigger_match_unique")
+        ]
+        indexes = [models.Index(fields=["trigger", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"trigger {self.trigger_id} matched {self.event_id}"
+
+
+class TriggerCheck(models.Model):
+    """One scheduled evaluation of a check trigger (threshold, significance, cohort)."""
+
+    class State(models.TextChoices):
+        NOT_FIRING = "not_firing"
+        FIRING = "firing"
+        ERRORED = "errored"
+        SNOOZED = "snoozed"
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="checks")
+    checked_at = models.DateTimeField()
+    value = models.FloatField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices)
+    notified = models.JSONField(default=list, blank=True)
+    snapshot = models.JSONField(
+        default=dict, blank=True, help_text="What the next check compares to."
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [models.Index(fields=["trigger", "-checked_at"])]
+
+    def __str__(self) -> str:
+        return (
+            f"check of trigger {self.trigger_id} at {self.checked_at:%Y-%m-%d %H:%M}: {self.state}"
+        )
+
+
+class TriggerState(models.Model):
+    """Per-trigger memory across restarts: when an event_count trigger last fired."""
+
+    trigger = models.OneToOneField(Trigger, on_delete=models.CASCADE, related_name="state")
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"state of trigger {self.trigger_id}"

@@ -1,0 +1,31 @@
+"""The periodic tasks notifications needs, installed into django-celery-beat's tables after
+``migrate`` so they are visible and editable in the admin. Existing rows keep their edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    task: str
+    every_seconds: int
+
+
+PERIODIC = (
+    Periodic("Relay the notification outbox to Kafka", "notifications.tasks.relay_outbox", 5),
+    Periodic("Check scheduled triggers", "notifications.tasks.run_checks", 60),
+)
+
+
+def install(**kwargs) -> None:
+    for item in PERIODIC:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=item.every_seconds, period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.get_or_create(
+            name=item.name, defaults={"task": item.task, "interval": interval}
+        )

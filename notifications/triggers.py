@@ -1,0 +1,401 @@
+"""Trigger conditions: validation of stored configs and their evaluation. Pure functions.
+
+A stored trigger is compiled once into a :class:`CompiledTrigger`; a :class:`TriggerIndex`
+groups compiled triggers by ``(team_id, event_name)`` so evaluating an event only looks at
+triggers that could match it — adding triggers for other teams or events costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import re._parser as sre_parse  # the only way to inspect a pattern's tree (Python 3.11+)
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    EVENT = "event"
+    EVENT_COUNT = "event_count"
+    ACTIVITY = "activity"
+    INSIGHT_THRESHOLD = "insight_threshold"
+    EXPERIMENT_SIGNIFICANCE = "experiment_significance"
+    COHORT_MEMBERSHIP = "cohort_membership"
+
+
+STREAM_KINDS = frozenset({Kind.EVENT, Kind.EVENT_COUNT, Kind.ACTIVITY})
+"""Kinds evaluated by the consumer; the others are checked on a schedule."""
+
+
+class Operator(StrEnum):
+    EXACT = "exact"
+    IS_NOT = "is_not"
+    ICONTAINS = "icontains"
+    REGEX = "regex"
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+    IS_SET = "is_set"
+    IS_NOT_SET = "is_not_set"
+    IN = "in"
+
+
+ACTIVITY_ACTIONS = ("created", "updated", "deleted", "sent", "failed")
+MAX_REGEX_LENGTH = 300
+MAX_MATCHED_TEXT = 2_000
+MAX_FILTERS = 20
+
+
+class InvalidTrigger(ValueError):
+    """A config that cannot be stored; ``errors`` maps a field path to what is wrong."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+
+# --- validation -----------------------------------------------------------------------
+
+
+def _children(tree: Any) -> Iterable[tuple[bool, Any]]:
+    """Each sub-pattern of a parsed regex, with whether it sits in an unbounded repeat."""
+    for op, arg in tree:
+        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
+            yield arg[1] == sre_parse.MAXREPEAT, arg[2]
+        elif op == sre_parse.SUBPATTERN:
+            yield False, arg[-1]
+        elif op == sre_parse.BRANCH:
+            yield from ((False, branch) for branch in arg[1])
+
+
+def _unbounded(tree: Any) -> bool:
+    return any(repeats or _unbounded(sub) for repeats, sub in _children(tree))
+
+
+def _nested_repeat(tree: Any) -> bool:
+    """An unbounded repeat around another unbounded repeat: ``(a+)+``, ``(.*)*`` …"""
+    return any(
+        (repeats and _unbounded(sub)) or _nested_repeat(sub) for repeats, sub in _children(tree)
+    )
+
+
+def check_regex(pattern: Any) -> str | None:
+    """Why ``pattern`` cannot be used, or None when it is safe."""
+    if not isinstance(pattern, str) or not pattern:
+        return "must be a non-empty string"
+    if len(pattern) > MAX_REGEX_LENGTH:
+        return f"is longer than {MAX_REGEX_LENGTH} characters"
+    try:
+        re.compile(pattern)
+        tree = sre_parse.parse(pattern)
+    except re.error as exc:
+        return f"does not compile: {exc}"
+    if _nested_repeat(tree):
+        return "could backtrack catastrophically (a repeat inside a repeat)"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _validate_filters(filters: Any, errors: dict[str, str]) -> None:
+    if filters is None:
+        return
+    if not isinstance(filters, list):
+        errors["config.filters"] = "must be a list"
+        return
+    if len(filters) > MAX_FILTERS:
+        errors["config.filters"] = f"at most {MAX_FILTERS} filters"
+        return
+    for i, item in enumerate(filters):
+        path = f"config.filters[{i}]"
+        if not isinstance(item, dict):
+            errors[path] = "must be an object with property, operator, value"
+            continue
+        prop = item.get("property")
+        if not isinstance(prop, str) or not prop:
+            errors[f"{path}.property"] = "must be a non-empty string"
+        try:
+            op = Operator(str(item.get("operator")))
+        except ValueError:
+            errors[f"{path}.operator"] = (
+                f"unknown operator {item.get('operator')!r}; use one of "
+                + ", ".join(o.value for o in Operator)
+            )
+            continue
+        value = item.get("value")
+        if op in (Operator.GT, Operator.GTE, Operator.LT, Operator.LTE) and not _is_number(value):
+            errors[f"{path}.value"] = f"must be a number for {op}, got {value!r}"
+        elif op == Operator.REGEX and (reason := check_regex(value)):
+            errors[f"{path}.value"] = reason
+        elif op == Operator.IN and not (isinstance(value, list) and value):
+            errors[f"{path}.value"] = "must be a non-empty list for in"
+        elif op in (Operator.EXACT, Operator.IS_NOT) and value is None:
+            errors[f"{path}.value"] = f"is required for {op}"
+        elif op == Operator.ICONTAINS and not isinstance(value, str):
+            errors[f"{path}.value"] = "must be a string for icontains"
+
+
+def _require_event(config: dict[str, Any], errors: dict[str, str]) -> None:
+    event = config.get("event")
+    if not isinstance(event, str) or not event.strip():
+        errors["config.event"] = "must be the name of an event"
+    elif len(event) > 200:
+        errors["config.event"] = "is longer than 200 characters"
+
+
+def _require_positive_int(config: dict[str, Any], key: str, errors: dict[str, str]) -> None:
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        errors[f"config.{key}"] = f"must be a whole number of at least 1, got {value!r}"
+
+
+def validate_config(kind: str, config: Any) -> dict[str, Any]:
+    """Return ``config`` if it is valid for ``kind``; raise :class:`InvalidTrigger` if not."""
+    try:
+        kind = Kind(kind)
+    except ValueError:
+        raise InvalidTrigger(
+            {"kind": f"unknown kind {kind!r}; use one of " + ", ".join(k.value for k in Kind)}
+        ) from None
+    if not isinstance(config, dict):
+        raise InvalidTrigger({"config": "must be an object"})
+    errors: dict[str, str] = {}
+    if kind in (Kind.EVENT, Kind.EVENT_COUNT):
+        _require_event(config, errors)
+        _validate_filters(config.get("filters"), errors)
+    if kind == Kind.EVENT_COUNT:
+        _require_positive_int(config, "count", errors)
+        _require_positive_int(config, "window_minutes", errors)
+    if kind == Kind.ACTIVITY:
+        actions = config.get("actions", list(ACTIVITY_ACTIONS))
+        if not isinstance(actions, list) or not set(actions) <= set(ACTIVITY_ACTIONS):
+            errors["config.actions"] = "must be a list of " + ", ".join(ACTIVITY_ACTIONS)
+        types = config.get("resource_types", [])
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            errors["config.resource_types"] = "must be a list of resource type names"
+    if kind == Kind.INSIGHT_THRESHOLD:
+        _require_positive_int(config, "insight_id", errors)
+        upper, lower = config.get("upper"), config.get("lower")
+        if upper is None and lower is None:
+            errors["config.upper"] = "set upper, lower or both"
+        for key, value in (("upper", upper), ("lower", lower)):
+            if value is not None and not _is_number(value):
+                errors[f"config.{key}"] = f"must be a number, got {value!r}"
+        if config.get("change", "absolute") not in ("absolute", "relative"):
+            errors["config.change"] = "must be absolute or relative"
+    if kind == Kind.EXPERIMENT_SIGNIFICANCE:
+        _require_positive_int(config, "experiment_id", errors)
+        p_value = config.get("p_value", 0.05)
+        if not _is_number(p_value) or not 0 < p_value < 1:
+            errors["config.p_value"] = f"must be a number between 0 and 1, got {p_value!r}"
+    if kind == Kind.COHORT_MEMBERSHIP:
+        _require_positive_int(config, "cohort_id", errors)
+        if config.get("direction", "entry") not in ("entry", "exit"):
+            errors["config.direction"] = "must be entry or exit"
+    if kind not in STREAM_KINDS and "interval_minutes" in config:
+        _require_positive_int(config, "interval_minutes", errors)
+    if errors:
+        raise InvalidTrigger(errors)
+    return config
+
+
+# --- evaluation -----------------------------------------------------------------------
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def _as_number(value: Any) -> float | None:
+    if _is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    na, nb = _as_number(a), _as_number(b)
+    if na is not None and nb is not None:
+        return na == nb
+    return str(a).lower() == str(b).lower() if isinstance(a, str) and isinstance(b, str) else a == b
+
+
+def _compare(op: Operator, bound: float) -> Callable[[float], bool]:
+    return {
+        Operator.GT: lambda v: v > bound,
+        Operator.GTE: lambda v: v >= bound,
+        Operator.LT: lambda v: v < bound,
+        Operator.LTE: lambda v: v <= bound,
+    }[op]
+
+
+def compile_filter(prop: str, op: Operator | str, value: Any) -> Predicate:
+    """One property filter as a predicate over an event's properties."""
+    op = Operator(op)
+    missing = object()
+    if op == Operator.IS_SET:
+        return lambda p: p.get(prop) is not None
+    if op == Operator.IS_NOT_SET:
+        return lambda p: p.get(prop) is None
+    if op == Operator.EXACT:
+        return lambda p: (v := p.get(prop, missing)) is not missing and _same(v, value)
+    if op == Operator.IS_NOT:
+        return lambda p: (v := p.get(prop, missing)) is missing or not _same(v, value)
+    if op == Operator.IN:
+        options = list(value)
+        return lambda p: (
+            (v := p.get(prop, missing)) is not missing and any(_same(v, o) for o in options)
+        )
+    if op == Operator.ICONTAINS:
+        needle = str(value).lower()
+        return lambda p: (v := p.get(prop)) is not None and needle in str(v).lower()
+    if op == Operator.REGEX:
+        pattern = re.compile(value)
+        return lambda p: (
+            (v := p.get(prop)) is not None and bool(pattern.search(str(v)[:MAX_MATCHED_TEXT]))
+        )
+    test = _compare(op, float(value))
+    return lambda p: (n := _as_number(p.get(prop))) is not None and test(n)
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledTrigger:
+    """What the consumer needs of a trigger, with its filters compiled once."""
+
+    id: int
+    team_id: int
+    kind: Kind
+    event_name: str
+    name: str
+    predicates: tuple[Predicate, ...] = ()
+    count: int = 1
+    window_minutes: int = 0
+    actions: frozenset[str] = frozenset(ACTIVITY_ACTIONS)
+    resource_types: frozenset[str] = frozenset()
+    snoozed_until: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def matches_properties(self, properties: Mapping[str, Any]) -> bool:
+        return all(predicate(properties) for predicate in self.predicates)
+
+    def is_snoozed(self, now: datetime) -> bool:
+        return self.snoozed_until is not None and now < self.snoozed_until
+
+
+def compile_trigger(
+    *,
+    id: int,
+    team_id: int,
+    kind: str,
+    name: str,
+    config: Mapping[str, Any],
+    snoozed_until: datetime | None = None,
+) -> CompiledTrigger:
+    kind = Kind(kind)
+    predicates = tuple(
+        compile_filter(f["property"], f["operator"], f.get("value"))
+        for f in config.get("filters") or ()
+    )
+    return CompiledTrigger(
+        id=id,
+        team_id=team_id,
+        kind=kind,
+        name=name,
+        event_name=str(config.get("event", "")),
+        predicates=predicates,
+        count=int(config.get("count", 1)),
+        window_minutes=int(config.get("window_minutes", 0)),
+        actions=frozenset(config.get("actions", ACTIVITY_ACTIONS)),
+        resource_types=frozenset(config.get("resource_types", ())),
+        snoozed_until=snoozed_until,
+        extra=dict(config),
+    )
+
+
+ACTIVITY_EVENT_PREFIX = "activity."
+
+
+class TriggerIndex:
+    """Stream triggers grouped by ``(team_id, event_name)``, activity triggers by team, and
+    every trigger by id (for events a scheduled check published)."""
+
+    def __init__(self, triggers: Iterable[CompiledTrigger]) -> None:
+        self._by_event: dict[tuple[int, str], list[CompiledTrigger]] = defaultdict(list)
+        self._activity: dict[int, list[CompiledTrigger]] = defaultdict(list)
+        self.by_id: dict[int, CompiledTrigger] = {}
+        for trigger in triggers:
+            self.by_id[trigger.id] = trigger
+            if trigger.kind == Kind.ACTIVITY:
+                self._activity[trigger.team_id].append(trigger)
+            elif trigger.kind in STREAM_KINDS:
+                self._by_event[(trigger.team_id, trigger.event_name)].append(trigger)
+
+    def candidates(self, team_id: int, event_name: str) -> list[CompiledTrigger]:
+        if event_name.startswith(ACTIVITY_EVENT_PREFIX):
+            return self._activity.get(team_id, [])
+        return self._by_event.get((team_id, event_name), [])
+
+    def match(
+        self,
+        *,
+        team_id: int,
+        event_name: str,
+        properties: Mapping[str, Any],
+        now: datetime,
+    ) -> list[CompiledTrigger]:
+        """Triggers whose condition this one event satisfies (event_count still needs N)."""
+        matched = []
+        for trigger in self.candidates(team_id, event_name):
+            if trigger.is_snoozed(now):
+                continue
+            if trigger.kind == Kind.ACTIVITY:
+                if not activity_matches(trigger, properties):
+                    continue
+            elif not trigger.matches_properties(properties):
+                continue
+            matched.append(trigger)
+        return matched
+
+
+def activity_matches(trigger: CompiledTrigger, properties: Mapping[str, Any]) -> bool:
+    if properties.get("action") not in trigger.actions:
+        return False
+    return not trigger.resource_types or properties.get("resource_type") in trigger.resource_types
+
+
+class ThresholdState(StrEnum):
+    NOT_FIRING = "not_firing"
+    FIRING = "firing"
+    ERRORED = "errored"
+    SNOOZED = "snoozed"
+
+
+def threshold_state(
+    *,
+    value: float,
+    previous: float | None,
+    upper: float | None,
+    lower: float | None,
+    change: str = "absolute",
+) -> ThresholdState:
+    """Whether an insight value is outside its bounds (relative: change vs ``previous``)."""
+    measured = value
+    if change == "relative":
+        if previous in (None, 0):
+            return ThresholdState.NOT_FIRING
+        measured = (value - previous) / abs(previous)
+    if upper is not None and measured > upper:
+        return ThresholdState.FIRING
+    if lower is not None and measured < lower:
+        return ThresholdState.FIRING
+    return ThresholdState.NOT_FIRING

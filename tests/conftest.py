@@ -1,0 +1,76 @@
+"""Shared fixtures. Integration tests use the real services that scripts/test starts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _topic_prefix(settings):
+    """Every test gets its own topics, so no test reads another's events."""
+    settings.NOTIFLOW_TOPIC_PREFIX = f"{settings.NOTIFLOW_TOPIC_PREFIX}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory()
+
+
+@pytest.fixture
+def member_of():
+    def make(team, role="member", **user_fields):
+        return MembershipFactory(team=team, role=role, user=UserFactory(**user_fields)).user
+
+    return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_runs_inline():
+    """Tasks enqueued after a commit (the outbox relay) run in the test's own process."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def drain():
+    """Run the real consumer loop over the test's topic until ``expected`` events were
+    processed (or ``timeout`` seconds pass); returns the totals."""
+    import threading
+    import time
+
+    from notifications import stream
+    from notifications.consumers import BatchResult, ConsumerLoop, EventProcessor
+    from notifications.stream import TopicName
+
+    def run(expected: int, timeout: float = 60.0, processor=None) -> BatchResult:
+        stream.ensure_topics()
+        consumer = stream.build_consumer(stream.topic(TopicName.EVENTS))
+        producer = stream.build_producer()
+        loop = ConsumerLoop(consumer, producer, processor or EventProcessor())
+        total = BatchResult()
+        deadline = time.monotonic() + timeout
+        try:
+            while total.events + total.dead_lettered < expected and time.monotonic() < deadline:
+                result = loop.run(threading.Event(), until_idle=True)
+                for name in ("events", "dead_lettered", "matches", "stored"):
+                    setattr(total, name, getattr(total, name) + getattr(result, name))
+        finally:
+            producer.close(timeout=5)
+            consumer.close()
+        return total
+
+    return run
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
