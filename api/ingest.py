@@ -13,7 +13,9 @@ and in its id, so two such sends are two events, and retrying one is not idempot
 clients that retry should send ``timestamp`` or ``uuid``.
 
 :func:`ingest_batch` validates and builds the envelopes (no I/O); the view authenticates,
-maps errors to responses and publishes.
+maps errors to responses and publishes. Limits: ``NOTIFLOW_INGEST_MAX_EVENTS`` events per
+batch (default 1000, read per request) and a 5 MB body (413 beyond either), and 1 MB per
+encoded event (a 400 naming ``properties``: Kafka would never accept it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -43,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_EVENTS = 1000
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# One encoded envelope; kafka-python refuses records over max_request_size (1 MiB by
+# default) and so does the broker (message.max.bytes), so a bigger event could never be
+# published and its client would retry a 503 forever. Leave room for key and headers.
+MAX_EVENT_BYTES = 1_000_000
 # Fixed forever: changing it changes every derived event id, and retries stop deduplicating.
 INGEST_ID_NAMESPACE = uuid.UUID("5f0c8a52-6d1e-4f1b-9a57-3c2f6e0d9b41")
 # Compared against when no team has the key, so a miss costs what a hit costs.
@@ -167,7 +174,7 @@ def _build_event(
             timestamp=raw_timestamp if raw_timestamp is not None else occurred_at.isoformat(),
             properties=properties,
         )
-    return Event(
+    event = Event(
         id=event_id,
         source=Source.INGEST,
         name=name,
@@ -178,6 +185,17 @@ def _build_event(
         actor=None,
         subject=None,
     )
+    size = len(event.encode())
+    if size > MAX_EVENT_BYTES:
+        errors.append(
+            FieldError(
+                "properties",
+                f"are too large: the event is {size} bytes encoded, at most {MAX_EVENT_BYTES}",
+                index,
+            )
+        )
+        return None
+    return event
 
 
 def ingest_batch(*, team: Team, batch: Any, now: datetime) -> list[Event]:
@@ -206,11 +224,41 @@ def _errors_response(errors: list[FieldError]) -> Response:
     return Response({"errors": [e.to_dict() for e in errors]}, status=status.HTTP_400_BAD_REQUEST)
 
 
-def _content_length(request) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = f"request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB"
+    default_code = "body_too_large"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class BoundedJSONParser(BaseParser):
+    """JSON bodies up to :data:`MAX_BODY_BYTES`; larger ones raise :class:`BodyTooLarge`.
+
+    DRF's ``JSONParser`` reads ``HttpRequest.body``, which Django caps at
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB by default) with a bare 400. This parser reads
+    the stream itself, at most one byte past the limit, so ingest's own limit applies.
+    """
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0) if request else 0
+        except ValueError:
+            declared = 0
+        if declared > MAX_BODY_BYTES:
+            raise BodyTooLarge()
+        raw = stream.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise BodyTooLarge()
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 _Detail = inline_serializer("IngestDetail", {"detail": serializers.CharField()})
@@ -221,7 +269,7 @@ class IngestView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         summary="Ingest a batch of analytics events",
@@ -281,12 +329,7 @@ class IngestView(APIView):
         },
     )
     def post(self, request):
-        if _content_length(request) > MAX_BODY_BYTES:
-            return Response(
-                {"detail": f"request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB"},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
-        body = request.data
+        body = request.data  # BoundedJSONParser: 413 over MAX_BODY_BYTES, 400 if not JSON
         if not isinstance(body, dict):
             return _errors_response(
                 [FieldError("body", f"must be a JSON object, got {type(body).__name__}")]

@@ -6,11 +6,13 @@ from api import views
 from api.ingest import IngestView
 from api.notifications import NotificationViewSet
 from api.resources import VIEWSETS
+from api.triggers import TriggerViewSet
 
 router = DefaultRouter()
 for prefix, viewset in VIEWSETS.items():
     router.register(prefix, viewset, basename=prefix)
 router.register("notifications", NotificationViewSet, basename="notifications")
+router.register("triggers", TriggerViewSet, basename="triggers")
 
 urlpatterns = [
     path("health/", views.HealthView.as_view(), name="health"),

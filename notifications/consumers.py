@@ -323,7 +323,7 @@ class ConsumerLoop:
             )
             records = [r for part in batch.values() for r in part]
             if not records:
-                if until_idle:
+                if until_idle and self.caught_up():
                     break
                 continue
             try:
@@ -341,6 +341,14 @@ class ConsumerLoop:
             for name in ("events", "dead_lettered", "matches", "stored"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
         return total
+
+    def caught_up(self) -> bool:
+        """Partitions are assigned and every one is read to its end."""
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return False
+        ends = self.consumer.end_offsets(list(assigned))
+        return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
     def handle(self, records: list[Any]) -> BatchResult:
         valid: list[Event] = []

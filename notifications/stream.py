@@ -49,6 +49,7 @@ class ProducerPolicy:
     retries: int = 5
     request_timeout_ms: int = 10_000
     max_block_ms: int = 10_000
+    bootstrap_timeout_ms: int = 10_000
 
 
 DURABLE = ProducerPolicy()
@@ -79,6 +80,7 @@ def build_producer(policy: ProducerPolicy = DURABLE, **overrides: Any) -> KafkaP
         retries=policy.retries,
         request_timeout_ms=policy.request_timeout_ms,
         max_block_ms=policy.max_block_ms,
+        bootstrap_timeout_ms=policy.bootstrap_timeout_ms,
         enable_idempotence=True,
         **overrides,
     )
@@ -143,6 +145,7 @@ def shared_producer() -> KafkaProducer:
     key = settings.KAFKA_BOOTSTRAP_SERVERS
     producer = _shared.get(key)
     if producer is None:
+        require_broker()
         producer = _shared[key] = build_producer()
     return producer
 

@@ -59,6 +59,7 @@ def drain():
         try:
             while total.events + total.dead_lettered < expected and time.monotonic() < deadline:
                 result = loop.run(threading.Event(), until_idle=True)
+                time.sleep(0.2)
                 for name in ("events", "dead_lettered", "matches", "stored"):
                     setattr(total, name, getattr(total, name) + getattr(result, name))
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import time
 import uuid
@@ -128,6 +130,23 @@ def test_every_bad_field_of_every_bad_event_is_named(team):
     assert "200 characters" in messages[(5, "event")]
 
 
+@pytest.mark.django_db
+def test_an_event_kafka_could_never_take_is_rejected_not_retried(team):
+    huge = item(properties={"blob": "x" * ingest.MAX_EVENT_BYTES})
+    with pytest.raises(ingest.BatchRejected) as caught:
+        ingest.ingest_batch(team=team, batch=[item(), huge], now=NOW)
+    [error] = caught.value.errors
+    assert (error.index, error.field) == (1, "properties")
+    assert "bytes encoded" in error.message
+
+
+def test_the_parser_stops_reading_past_the_body_limit():
+    body = io.BytesIO(b" " * (ingest.MAX_BODY_BYTES + 1))
+    with pytest.raises(ingest.BodyTooLarge):
+        ingest.BoundedJSONParser().parse(body, "application/json", {})
+    assert body.tell() == ingest.MAX_BODY_BYTES + 1
+
+
 # --- the endpoint, without Kafka ----------------------------------------------------------
 
 
@@ -204,6 +223,14 @@ def test_a_body_over_5_mb_is_413(client, team, no_publish):
     assert "5 MB" in response.json()["detail"]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["{not json", '{"api_key": NaN}'])
+def test_a_body_that_is_not_strict_json_is_400(client, no_publish, raw):
+    response = client.post(URL, raw, content_type="application/json")
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+
+
 def test_the_schema_documents_the_endpoint(client, db):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     operation = schema["paths"]["/api/ingest/"]["post"]
@@ -258,6 +285,24 @@ def test_a_batch_of_100_is_on_the_events_topic_when_accepted(client, team):
     }
     expected_ids = [e.id for e in ingest.ingest_batch(team=team, batch=batch, now=NOW)]
     assert [e.id for e in received] == expected_ids
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_a_body_over_djangos_upload_cap_but_under_5_mb_is_accepted(client, team):
+    """Django caps request.body at 2.5 MB; ingest's own limit is 5 MB."""
+    stream.ensure_topics()
+    blob = "x" * 750_000
+    batch = [item(distinct_id=f"user-{i}", properties={"blob": blob}) for i in range(4)]
+    raw = json.dumps({"api_key": team.api_token, "batch": batch})
+    assert 3_000_000 < len(raw) < ingest.MAX_BODY_BYTES
+    response = client.post(URL, raw, content_type="application/json")
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 4}
+    records = read_events(stream.topic(TopicName.EVENTS), 4)
+    assert sorted(events.decode(r.value).properties["distinct_id"] for r in records) == [
+        f"user-{i}" for i in range(4)
+    ]
 
 
 @pytest.fixture

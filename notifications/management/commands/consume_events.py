@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--until-idle",
             action="store_true",
-            help="exit after the first poll that returns nothing (backfills, tests)",
+            help="exit once every assigned partition is read to its end (backfills, tests)",
         )
         parser.add_argument("--batch-size", type=int, default=BatchPolicy.max_records)
 

@@ -1,0 +1,462 @@
+"""``/api/triggers/``: CRUD for triggers in the caller's teams, plus ``test``, ``snooze``,
+``enable`` and ``disable``.
+
+Who may do what:
+
+- any member of a team sees its triggers, creates triggers in it and runs ``test``;
+- only the trigger's owner or an admin/owner of its team updates, deletes, snoozes,
+  enables or disables it (403 for other members);
+- a trigger in a team the caller does not belong to does not exist for them (404), and
+  ``team`` only accepts the caller's teams (400).
+
+Validation errors (400) have one shape everywhere in this endpoint: a flat object whose
+keys are paths into the request body and whose values are lists of messages::
+
+    {"config.filters[0].operator": ["unknown operator 'like'; use one of exact, …"],
+     "channels[1].type": ["unknown channel type 'sms'; use one of in_app, email, …"],
+     "delivery.window_seconds": ["is required for rollup"],
+     "subscribers[0]": ["user 42 is not a member of this team"]}
+
+A plain field keeps DRF's usual key (``"name": ["This field is required."]``); errors that
+belong to no field are under ``non_field_errors``. ``config`` paths are the ones
+:func:`notifications.triggers.validate_config` reports, so the API, the admin and the
+consumer all name a bad filter the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import permissions, serializers
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from api.permissions import CallerTeamField, TeamScopedViewSet
+from notifications.models import Channel, Trigger, TriggerKind
+from notifications.triggers import (
+    STREAM_KINDS,
+    InvalidTrigger,
+    TriggerIndex,
+    compile_trigger,
+    validate_config,
+)
+from workspace.models import Membership, Role
+
+NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
+EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
+DEFAULT_CHANNELS = ({"type": Channel.IN_APP},)
+DEFAULT_DELIVERY = {"mode": "instant"}
+MIN_WINDOW_SECONDS = 10
+MAX_WINDOW_SECONDS = 86_400
+MAX_TEST_EVENTS = 100
+SLACK_TARGET = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
+
+
+def flat_errors(detail: Any, path: str = "") -> dict[str, list[Any]]:
+    """DRF's nested error detail as ``{"channels[1].type": [message, …]}``.
+
+    Dict keys join with ``.``, list positions (a ListSerializer's list, a ListField's
+    ``{index: …}``) become ``[i]``, and a nested ``non_field_errors`` folds into its parent's
+    path, so every key points at the part of the body that is wrong.
+    """
+    flat: dict[str, list[Any]] = {}
+
+    def add(sub: str, value: Any) -> None:
+        for key, messages in flat_errors(value, sub).items():
+            flat.setdefault(key, []).extend(messages)
+
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            if key == NON_FIELD and path:
+                add(path, value)
+            elif isinstance(key, int):
+                add(f"{path}[{key}]", value)
+            else:
+                add(f"{path}.{key}" if path else str(key), value)
+        return flat
+    if isinstance(detail, list) and any(isinstance(item, Mapping | list) for item in detail):
+        for index, item in enumerate(detail):
+            add(f"{path}[{index}]", item)
+        return flat
+    return {path or NON_FIELD: list(detail) if isinstance(detail, list) else [detail]}
+
+
+def _choices_message(noun: str, choices: Iterable[str]) -> str:
+    return f"unknown {noun} '{{input}}'; use one of " + ", ".join(choices)
+
+
+# --- body parts -------------------------------------------------------------------------
+
+
+class TriggerChannelSerializer(serializers.Serializer):
+    """One destination: ``{"type": "slack", "target": "#alerts"}``.
+
+    ``target`` is the Slack channel (required for Slack), an email address overriding the
+    subscriber's own, or the name of a configured webhook/Telegram channel.
+    """
+
+    type = serializers.ChoiceField(
+        choices=Channel.choices,
+        error_messages={"invalid_choice": _choices_message("channel type", Channel.values)},
+    )
+    target = serializers.CharField(required=False, max_length=200)
+
+    def validate(self, attrs):
+        kind = attrs.get("type")
+        if kind is None:  # a PATCH skips "required" checks in nested bodies
+            raise ValidationError({"type": ["This field is required."]})
+        target = attrs.get("target")
+        if kind == Channel.SLACK and not (target and SLACK_TARGET.match(target)):
+            raise ValidationError(
+                {"target": ["slack needs a channel like '#alerts' or a channel id like 'C0123ABC'"]}
+            )
+        if kind == Channel.IN_APP and target:
+            raise ValidationError({"target": ["in_app has no target"]})
+        if kind == Channel.EMAIL and target:
+            try:
+                validate_email(target)
+            except DjangoValidationError:
+                raise ValidationError({"target": ["must be an email address"]}) from None
+        return attrs
+
+
+class TriggerDeliverySerializer(serializers.Serializer):
+    """How matches reach people: ``instant``; ``rollup`` (one summary per window of
+    ``window_seconds``, stretched to at most ``max_window_seconds`` and holding at most
+    ``max_items`` samples); or ``digest`` (only in the subscriber's digest)."""
+
+    MODES = ("instant", "rollup", "digest")
+    ROLLUP_ONLY = ("window_seconds", "max_window_seconds", "max_items")
+
+    mode = serializers.ChoiceField(
+        choices=MODES,
+        default="instant",
+        error_messages={"invalid_choice": _choices_message("delivery mode", MODES)},
+    )
+    window_seconds = serializers.IntegerField(
+        required=False, min_value=MIN_WINDOW_SECONDS, max_value=MAX_WINDOW_SECONDS
+    )
+    max_window_seconds = serializers.IntegerField(
+        required=False, min_value=MIN_WINDOW_SECONDS, max_value=MAX_WINDOW_SECONDS
+    )
+    max_items = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, attrs):
+        attrs = {"mode": "instant", **attrs}  # a PATCH skips defaults in nested bodies
+        errors: dict[str, list[str]] = {}
+        if attrs["mode"] == "rollup":
+            window = attrs.get("window_seconds")
+            if window is None:
+                errors["window_seconds"] = ["is required for rollup"]
+            elif attrs.get("max_window_seconds", window) < window:
+                errors["max_window_seconds"] = [f"must be at least window_seconds ({window})"]
+        else:
+            for key in self.ROLLUP_ONLY:
+                if key in attrs:
+                    errors[key] = [f"only applies to rollup, not {attrs['mode']}"]
+        if errors:
+            raise ValidationError(errors)
+        return attrs
+
+
+class UserIdsField(serializers.ListField):
+    """Subscribers as a list of user ids in, and out."""
+
+    child = serializers.IntegerField(min_value=1)
+
+    def to_representation(self, manager):
+        return sorted(user.pk for user in manager.all())
+
+
+class TriggerSerializer(serializers.ModelSerializer):
+    """A trigger as the API reads and writes it. ``config`` is checked against ``kind`` by
+    :func:`validate_config`; ``subscribers`` must be members of the trigger's team; an
+    empty subscriber list means the owner alone."""
+
+    team = CallerTeamField()
+    channels = TriggerChannelSerializer(many=True, required=False, allow_empty=False)
+    delivery = TriggerDeliverySerializer(required=False)
+    subscribers = UserIdsField(required=False)
+
+    class Meta:
+        model = Trigger
+        fields = [
+            "id",
+            "team",
+            "name",
+            "kind",
+            "config",
+            "channels",
+            "delivery",
+            "subscribers",
+            "enabled",
+            "snoozed_until",
+            "owner",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["owner", "created_at", "updated_at"]
+        extra_kwargs = {
+            "kind": {
+                "error_messages": {"invalid_choice": _choices_message("kind", TriggerKind.values)}
+            }
+        }
+
+    def validate_channels(self, channels):
+        seen: dict[tuple[str, str], int] = {}
+        errors = {}
+        for index, channel in enumerate(channels):
+            key = (channel["type"], channel.get("target", ""))
+            if key in seen:
+                errors[index] = [f"duplicates channels[{seen[key]}]"]
+            seen.setdefault(key, index)
+        if errors:
+            raise ValidationError(errors)
+        return [dict(channel) for channel in channels]
+
+    def validate_delivery(self, delivery):
+        return dict(delivery)
+
+    def validate(self, attrs):
+        trigger = self.instance
+        errors: dict[str, list[str]] = {}
+        team = attrs.get("team", trigger.team if trigger else None)
+        if trigger is not None and team != trigger.team:
+            errors["team"] = ["a trigger cannot move to another team; create a new one there"]
+        kind = attrs.get("kind", trigger.kind if trigger else None)
+        config = attrs.get("config", trigger.config if trigger else {})
+        if "kind" in attrs or "config" in attrs:
+            try:
+                validate_config(kind, config)
+            except InvalidTrigger as exc:
+                errors.update({path: [message] for path, message in exc.errors.items()})
+        if "subscribers" in attrs:
+            attrs["subscribers"] = list(dict.fromkeys(attrs["subscribers"]))
+            errors.update(_subscriber_errors(team, attrs["subscribers"]))
+        if errors:
+            raise ValidationError(errors)
+        return attrs
+
+    @transaction.atomic
+    def create(self, validated_data):
+        subscribers = validated_data.pop("subscribers", [])
+        validated_data.setdefault("channels", [dict(c) for c in DEFAULT_CHANNELS])
+        validated_data.setdefault("delivery", dict(DEFAULT_DELIVERY))
+        trigger = Trigger.objects.create(**validated_data)
+        trigger.subscribers.set(subscribers)
+        return trigger
+
+    @transaction.atomic
+    def update(self, trigger, validated_data):
+        subscribers = validated_data.pop("subscribers", None)
+        for name, value in validated_data.items():
+            setattr(trigger, name, value)
+        trigger.save()  # bumps updated_at, which tells the consumer to reload its triggers
+        if subscribers is not None:
+            trigger.subscribers.set(subscribers)
+        return trigger
+
+
+def _subscriber_errors(team, user_ids: list[int]) -> dict[str, list[str]]:
+    """``subscribers[i]`` for each id that is not a member of ``team``. The message is the
+    same whether or not such a user exists, so it reveals nothing about other tenants."""
+    if team is None:
+        return {}
+    members = set(
+        Membership.objects.filter(team=team, user_id__in=user_ids).values_list("user_id", flat=True)
+    )
+    return {
+        f"subscribers[{index}]": [f"user {user_id} is not a member of this team"]
+        for index, user_id in enumerate(user_ids)
+        if user_id not in members
+    }
+
+
+# --- actions' bodies --------------------------------------------------------------------
+
+
+class TriggerSampleSerializer(serializers.Serializer):
+    event = serializers.CharField(max_length=200)
+    properties = serializers.DictField(required=False, default=dict)
+
+
+class TriggerTestSerializer(serializers.Serializer):
+    """Either ``{"events": [{"event", "properties"}, …]}`` or one ``{"event", "properties"}``."""
+
+    events = TriggerSampleSerializer(
+        many=True, required=False, allow_empty=False, max_length=MAX_TEST_EVENTS
+    )
+    event = serializers.CharField(required=False, max_length=200)
+    properties = serializers.DictField(required=False)
+
+    def validate(self, attrs):
+        if "events" in attrs and "event" in attrs:
+            raise ValidationError("send either events or one event, not both")
+        if "events" in attrs:
+            return {"events": attrs["events"]}
+        if "event" not in attrs:
+            raise ValidationError({"event": ["send events: [{event, properties}] or one event"]})
+        return {"events": [{"event": attrs["event"], "properties": attrs.get("properties", {})}]}
+
+
+class TriggerTestResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    matches = serializers.BooleanField()
+
+
+class TriggerSnoozeSerializer(serializers.Serializer):
+    until = serializers.DateTimeField(allow_null=True, help_text="ISO 8601; null un-snoozes.")
+
+    def validate_until(self, until: datetime | None) -> datetime | None:
+        if until is not None and until <= timezone.now():
+            raise ValidationError("must be in the future (send null to un-snooze)")
+        return until
+
+
+def trigger_test(
+    *, trigger: Trigger, samples: Iterable[Mapping[str, Any]], now: datetime
+) -> list[bool]:
+    """Whether each sample event satisfies ``trigger``'s condition, regardless of whether
+    the trigger is enabled or snoozed. Pure: nothing is stored or sent. For ``event_count``
+    a match means the event counts toward the threshold."""
+    compiled = compile_trigger(
+        id=trigger.pk,
+        team_id=trigger.team_id,
+        kind=trigger.kind,
+        name=trigger.name,
+        config=trigger.config,
+    )
+    index = TriggerIndex([compiled])
+    return [
+        bool(
+            index.match(
+                team_id=trigger.team_id,
+                event_name=sample["event"],
+                properties=sample.get("properties") or {},
+                now=now,
+            )
+        )
+        for sample in samples
+    ]
+
+
+# --- the viewset ------------------------------------------------------------------------
+
+
+def can_edit_trigger(user, trigger: Trigger) -> bool:
+    """The owner, or an admin/owner of the trigger's team."""
+    if trigger.owner_id == user.pk:
+        return True
+    return Membership.objects.filter(
+        user=user, team_id=trigger.team_id, role__in=EDITOR_ROLES
+    ).exists()
+
+
+class CanEditTrigger(permissions.BasePermission):
+    message = "Only the trigger's owner or an admin of its team can change it."
+    read_only_actions = frozenset({"retrieve", "list", "test"})
+
+    def has_object_permission(self, request, view, obj):
+        if request.method in permissions.SAFE_METHODS or view.action in self.read_only_actions:
+            return True
+        return can_edit_trigger(request.user, obj)
+
+
+FIELD_ERRORS = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description='Field errors keyed by body path: {"channels[1].type": ["unknown …"]}.',
+)
+
+
+@extend_schema_view(
+    create=extend_schema(responses={201: TriggerSerializer, 400: FIELD_ERRORS}),
+    update=extend_schema(responses={200: TriggerSerializer, 400: FIELD_ERRORS, 403: None}),
+    partial_update=extend_schema(responses={200: TriggerSerializer, 400: FIELD_ERRORS, 403: None}),
+    destroy=extend_schema(responses={204: None, 403: None}),
+)
+class TriggerViewSet(TeamScopedViewSet):
+    """Triggers in the caller's teams. See the module docstring for permissions and the
+    shape of validation errors."""
+
+    queryset = (
+        Trigger.objects.select_related("team")
+        .prefetch_related("subscribers")
+        .order_by("team_id", "name", "id")
+    )
+    serializer_class = TriggerSerializer
+    permission_classes = [permissions.IsAuthenticated, CanEditTrigger]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ValidationError):
+            exc = ValidationError(flat_errors(exc.detail))
+        return super().handle_exception(exc)
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+    def _trigger_response(self, trigger: Trigger) -> Response:
+        return Response(self.get_serializer(trigger).data)
+
+    @extend_schema(
+        request=TriggerTestSerializer,
+        responses={200: TriggerTestResultSerializer(many=True), 400: FIELD_ERRORS},
+        description="Evaluate sample events against the trigger's condition. Nothing is "
+        "stored or sent. Only for event, event_count and activity triggers.",
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        trigger = self.get_object()
+        if trigger.kind not in STREAM_KINDS:
+            raise ValidationError(
+                {"kind": [f"{trigger.kind} triggers are checked on a schedule, not on events"]}
+            )
+        body = TriggerTestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            validate_config(trigger.kind, trigger.config)  # it may predate today's rules
+        except InvalidTrigger as exc:
+            raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
+        samples = body.validated_data["events"]
+        matches = trigger_test(trigger=trigger, samples=samples, now=timezone.now())
+        return Response([{"index": i, "matches": m} for i, m in enumerate(matches)])
+
+    @extend_schema(
+        request=TriggerSnoozeSerializer,
+        responses={200: TriggerSerializer, 400: FIELD_ERRORS, 403: None},
+        description="Silence the trigger until a time (null clears the snooze).",
+    )
+    @action(detail=True, methods=["post"])
+    def snooze(self, request, pk=None):
+        trigger = self.get_object()
+        body = TriggerSnoozeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        trigger.snoozed_until = body.validated_data["until"]
+        trigger.save(update_fields=["snoozed_until", "updated_at"])
+        return self._trigger_response(trigger)
+
+    @extend_schema(request=None, responses={200: TriggerSerializer, 403: None})
+    @action(detail=True, methods=["post"])
+    def enable(self, request, pk=None):
+        return self._set_enabled(True)
+
+    @extend_schema(request=None, responses={200: TriggerSerializer, 403: None})
+    @action(detail=True, methods=["post"])
+    def disable(self, request, pk=None):
+        return self._set_enabled(False)
+
+    def _set_enabled(self, enabled: bool) -> Response:
+        trigger = self.get_object()
+        trigger.enabled = enabled
+        trigger.save(update_fields=["enabled", "updated_at"])
+        return self._trigger_response(trigger)
