@@ -237,13 +237,10 @@ class TriggerSerializer(serializers.ModelSerializer):
         kind = attrs.get("kind", trigger.kind if trigger else None)
         config = attrs.get("config", trigger.config if trigger else {})
         if "kind" in attrs or "config" in attrs:
-            try:
-                validate_config(kind, config)
-            except InvalidTrigger as exc:
-                errors.update({path: [message] for path, message in exc.errors.items()})
+            errors.update(config_errors(kind, config))
         if "subscribers" in attrs:
-            attrs["subscribers"] = list(dict.fromkeys(attrs["subscribers"]))
             errors.update(_subscriber_errors(team, attrs["subscribers"]))
+            attrs["subscribers"] = list(dict.fromkeys(attrs["subscribers"]))
         if errors:
             raise ValidationError(errors)
         return attrs
@@ -266,6 +263,25 @@ class TriggerSerializer(serializers.ModelSerializer):
         if subscribers is not None:
             trigger.subscribers.set(subscribers)
         return trigger
+
+
+FILTERED_KINDS = frozenset({TriggerKind.EVENT, TriggerKind.EVENT_COUNT})
+
+
+def config_errors(kind: str, config: Any) -> dict[str, list[str]]:
+    """What :func:`validate_config` finds wrong, as body-path errors.
+
+    Also refuses ``filters`` on kinds that do not take them: ``validate_config`` does not
+    look at them there, but ``compile_trigger`` compiles them for every kind, so one bad
+    filter on an activity trigger would make the consumer's trigger reload raise.
+    """
+    try:
+        validate_config(kind, config)
+    except InvalidTrigger as exc:
+        return {path: [message] for path, message in exc.errors.items()}
+    if kind not in FILTERED_KINDS and config.get("filters"):
+        return {"config.filters": [f"only event and event_count triggers take filters, not {kind}"]}
+    return {}
 
 
 def _subscriber_errors(team, user_ids: list[int]) -> dict[str, list[str]]:
@@ -423,10 +439,8 @@ class TriggerViewSet(TeamScopedViewSet):
             )
         body = TriggerTestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            validate_config(trigger.kind, trigger.config)  # it may predate today's rules
-        except InvalidTrigger as exc:
-            raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
+        if errors := config_errors(trigger.kind, trigger.config):  # it may predate today's rules
+            raise ValidationError(errors)
         samples = body.validated_data["events"]
         matches = trigger_test(trigger=trigger, samples=samples, now=timezone.now())
         return Response([{"index": i, "matches": m} for i, m in enumerate(matches)])

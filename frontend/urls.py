@@ -4,4 +4,5 @@ from frontend import views
 
 urlpatterns = [
     path("", views.notification_center, name="notification-center"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -41,3 +41,89 @@ class OutboxAdmin(admin.ModelAdmin):
     list_filter = [("published_at", admin.EmptyFieldListFilter)]
     search_fields = ["event_id"]
     readonly_fields = ["event_id", "team_id", "payload", "created_at", "published_at", "attempts"]
+
+
+@admin.register(models.Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "channel", "destination", "status", "attempts", "team", "sent_at"]
+    list_filter = ["status", "channel", "team"]
+    search_fields = ["destination", "idempotency_key", "last_error", "recipient__username"]
+    list_select_related = ["team"]
+    readonly_fields = [
+        "idempotency_key",
+        "message",
+        "attempts",
+        "sent_at",
+        "created_at",
+        "updated_at",
+        "rollup",
+        "notification",
+    ]
+    raw_id_fields = ["recipient", "trigger"]
+    actions = ["retry"]
+
+    @admin.action(description="Retry the selected failed or skipped deliveries")
+    def retry(self, request, queryset):
+        from notifications.tasks import deliver
+
+        ids = list(
+            queryset.filter(
+                status__in=[models.DeliveryStatus.FAILED, models.DeliveryStatus.SKIPPED]
+            ).values_list("id", flat=True)
+        )
+        models.Delivery.objects.filter(id__in=ids).update(
+            status=models.DeliveryStatus.QUEUED, next_retry_at=None, attempts=0
+        )
+        for delivery_id in ids:
+            deliver.delay(delivery_id)
+        self.message_user(request, f"Queued {len(ids)} deliveries again.")
+
+
+@admin.register(models.ChannelConfig)
+class ChannelConfigAdmin(admin.ModelAdmin):
+    """The secret is never shown; it is set through the API (write-only)."""
+
+    list_display = ["name", "type", "organization", "enabled", "consecutive_failures"]
+    list_filter = ["type", "enabled", "organization"]
+    search_fields = ["name", "organization__name"]
+    readonly_fields = ["consecutive_failures", "disabled_reason", "created_at", "updated_at"]
+    exclude = ["secret_encrypted"]
+
+
+@admin.register(models.RollupWindow)
+class RollupWindowAdmin(admin.ModelAdmin):
+    list_display = [
+        "trigger",
+        "channel",
+        "destination",
+        "status",
+        "count",
+        "opened_at",
+        "closes_at",
+    ]
+    list_filter = ["status", "channel"]
+    search_fields = ["trigger__name", "destination"]
+    readonly_fields = [f.name for f in models.RollupWindow._meta.fields]
+
+
+@admin.register(models.Preference)
+class PreferenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "digest_cadence", "digest_hour", "updated_at"]
+    list_filter = ["digest_cadence"]
+    search_fields = ["user__username", "user__email"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(models.Follow)
+class FollowAdmin(admin.ModelAdmin):
+    list_display = ["user", "resource_type", "resource_id", "team", "last_participated_at"]
+    list_filter = ["resource_type", "team"]
+    search_fields = ["user__username", "resource_id"]
+
+
+@admin.register(models.TriggerCheck)
+class TriggerCheckAdmin(admin.ModelAdmin):
+    list_display = ["trigger", "checked_at", "state", "value"]
+    list_filter = ["state"]
+    search_fields = ["trigger__name", "error"]
+    readonly_fields = [f.name for f in models.TriggerCheck._meta.fields]

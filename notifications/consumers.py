@@ -8,21 +8,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.contrib.auth import get_user_model
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError
 
-from notifications import stream
+from notifications import rollup, stream
 from notifications.events import Event, InvalidEvent, Source, decode
 from notifications.models import (
+    Delivery,
+    DeliveryStatus,
     Follow,
     Notification,
     Preference,
@@ -30,7 +34,7 @@ from notifications.models import (
     TriggerMatch,
     TriggerState,
 )
-from notifications.planning import Audience, Draft, Match, plan
+from notifications.planning import Audience, DeliveryDraft, Draft, Match, RollupHit, plan
 from notifications.stream import TopicName
 from notifications.triggers import (
     CompiledTrigger,
@@ -80,7 +84,15 @@ class TriggerCache:
             return
         rows = list(
             Trigger.objects.filter(enabled=True).values(
-                "id", "team_id", "kind", "name", "config", "snoozed_until", "owner_id"
+                "id",
+                "team_id",
+                "kind",
+                "name",
+                "config",
+                "channels",
+                "delivery",
+                "snoozed_until",
+                "owner_id",
             )
         )
         subscribers: dict[int, set[int]] = defaultdict(set)
@@ -98,6 +110,8 @@ class TriggerCache:
                 name=r["name"],
                 config=r["config"],
                 snoozed_until=r["snoozed_until"],
+                channels=r["channels"],
+                delivery=r["delivery"],
             )
             for r in rows
         )
@@ -137,9 +151,13 @@ class EventProcessor:
                     matches.extend(self._check_match(event))
             matches.extend(self._fired_counts(counted))
             result.matches = len(matches)
-            drafts = plan(matches, self._audience(matches))
-            result.stored = store(drafts)
+            planned = plan(matches, self._audience(matches))
+            result.stored = store(planned.notifications)
+            to_send = queue_deliveries(planned.deliveries)
+            to_send += rollup.record_hits(self._new_hits(planned.rollup_hits), now=now)
             self._follow(e for e in events if e.source == Source.ACTIVITY)
+            if to_send:
+                transaction.on_commit(lambda: enqueue_deliveries(to_send))
         return result
 
     def _trigger_match(self, event: Event, trigger: CompiledTrigger) -> Match:
@@ -185,14 +203,8 @@ class EventProcessor:
         once per window when the count in the window reaches its threshold."""
         if not counted:
             return []
-        TriggerMatch.objects.bulk_create(
-            [
-                TriggerMatch(trigger_id=trigger.id, event_id=e.id, occurred_at=e.occurred_at)
-                for trigger, events in counted.items()
-                for e in events
-            ],
-            ignore_conflicts=True,
-        )
+        for trigger, events in counted.items():
+            claim_new_events(trigger.id, events)
         fired = []
         for trigger, events in counted.items():
             trigger_id = trigger.id
@@ -216,6 +228,18 @@ class EventProcessor:
             ).delete()
         return fired
 
+    def _new_hits(self, hits: list[RollupHit]) -> list[RollupHit]:
+        """Only events this trigger has not counted before: a replayed batch adds nothing."""
+        by_trigger: dict[int, list[Event]] = defaultdict(list)
+        for hit in hits:
+            by_trigger[hit.trigger.id].append(hit.event)
+        new = {
+            (trigger_id, event_id)
+            for trigger_id, events in by_trigger.items()
+            for event_id in claim_new_events(trigger_id, events)
+        }
+        return [h for h in hits if (h.trigger.id, h.event.id) in new]
+
     def _audience(self, matches: list[Match]) -> Audience:
         team_ids = {m.event.team_id for m in matches}
         user_ids = {u for m in matches for u in m.candidates}
@@ -225,17 +249,22 @@ class EventProcessor:
         ).values_list("team_id", "user_id"):
             members[team_id].add(user_id)
         muted: dict[int, set[int]] = defaultdict(set)
-        in_app_off: dict[int, frozenset[str]] = {}
+        off: dict[int, frozenset[tuple[str, str]]] = {}
         for pref in Preference.objects.filter(user_id__in=user_ids).prefetch_related("muted_teams"):
             for team in pref.muted_teams.all():
                 muted[team.id].add(pref.user_id)
-            in_app_off[pref.user_id] = frozenset(
-                category for category in pref.channels if not pref.allows(category, "in_app")
+            off[pref.user_id] = frozenset(
+                (category, channel)
+                for category, channels in pref.channels.items()
+                for channel, on in channels.items()
+                if not on
             )
+        emails = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "email"))
         return Audience(
             members={k: frozenset(v) for k, v in members.items()},
             muted={k: frozenset(v) for k, v in muted.items()},
-            in_app_off=in_app_off,
+            off=off,
+            emails={k: v for k, v in emails.items() if v},
         )
 
     def _follow(self, activity: Iterable[Event]) -> None:
@@ -263,6 +292,72 @@ class EventProcessor:
                 unique_fields=["user", "resource_type", "resource_id"],
                 update_fields=["last_participated_at"],
             )
+
+
+def claim_new_events(trigger_id: int, events: Sequence[Event]) -> set[uuid.UUID]:
+    """Record that ``trigger_id`` counted these events; return the ids not recorded before.
+
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` answers in one statement which rows were
+    new, on PostgreSQL and SQLite alike, so counting is idempotent under replay.
+    """
+    if not events:
+        return set()
+    field = TriggerMatch._meta.get_field("event_id")
+    table = TriggerMatch._meta.db_table
+    rows = {e.id: e.occurred_at for e in events}
+    placeholders = ", ".join(["(%s, %s, %s)"] * len(rows))
+    params: list[Any] = []
+    for event_id, occurred_at in rows.items():
+        params += [trigger_id, field.get_db_prep_value(event_id, connection), occurred_at]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (trigger_id, event_id, occurred_at) VALUES {placeholders} "
+            "ON CONFLICT (trigger_id, event_id) DO NOTHING RETURNING event_id",
+            params,
+        )
+        return {uuid.UUID(str(value)) for (value,) in cursor.fetchall()}
+
+
+def queue_deliveries(drafts: Sequence[DeliveryDraft]) -> list[int]:
+    """Insert deliveries by idempotency key; return ids of those still waiting to be sent
+    (a replayed batch re-enqueues them, and the task's claim makes that harmless)."""
+    if not drafts:
+        return []
+    notification_ids = dict(
+        Notification.objects.filter(dedup_key__in={d.dedup_key for d in drafts}).values_list(
+            "dedup_key", "id"
+        )
+    )
+    Delivery.objects.bulk_create(
+        [
+            Delivery(
+                idempotency_key=d.idempotency_key,
+                channel=d.channel,
+                destination=d.destination,
+                team_id=d.team_id,
+                recipient_id=d.recipient_id,
+                trigger_id=d.trigger_id,
+                notification_id=notification_ids.get(d.dedup_key),
+                message=dict(d.message),
+            )
+            for d in drafts
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    return list(
+        Delivery.objects.filter(
+            idempotency_key__in=[d.idempotency_key for d in drafts],
+            status=DeliveryStatus.QUEUED,
+        ).values_list("id", flat=True)
+    )
+
+
+def enqueue_deliveries(delivery_ids: Sequence[int]) -> None:
+    from notifications.tasks import deliver
+
+    for delivery_id in delivery_ids:
+        deliver.delay(delivery_id)
 
 
 def store(drafts: Sequence[Draft]) -> int:

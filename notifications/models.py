@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from workspace.models import Team
 
@@ -62,6 +63,16 @@ class Trigger(models.Model):
     def save(self, *args, **kwargs):
         self.event_name = str(self.config.get("event", "")) if isinstance(self.config, dict) else ""
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from notifications.triggers import InvalidTrigger, validate_config
+
+        try:
+            validate_config(self.kind, self.config)
+        except InvalidTrigger as exc:
+            raise ValidationError({"config": [f"{k}: {v}" for k, v in exc.errors.items()]}) from exc
 
 
 class Notification(models.Model):
@@ -255,3 +266,134 @@ class TriggerState(models.Model):
 
     def __str__(self) -> str:
         return f"state of trigger {self.trigger_id}"
+
+
+class ChannelConfig(models.Model):
+    """An organization's Slack workspace, webhook or Telegram bot. The secret (bot token,
+    signing secret) is stored encrypted and never returned by the API."""
+
+    organization = models.ForeignKey(
+        "workspace.Organization", on_delete=models.CASCADE, related_name="channel_configs"
+    )
+    type = models.CharField(
+        max_length=16,
+        choices=[(c.value, c.label) for c in (Channel.SLACK, Channel.WEBHOOK, Channel.TELEGRAM)],
+    )
+    name = models.CharField(max_length=200)
+    config = models.JSONField(default=dict, blank=True, help_text="Settings that are not secret.")
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "type", "name"], name="channel_config_unique_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} · {self.name}"
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class RollupWindow(models.Model):
+    """A burst being buffered for one trigger and destination: the first match opens it,
+    later matches only count and keep a few samples, and at ``closes_at`` one summary goes
+    out. At most one window per (trigger, channel, destination) is open at a time."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        FLUSHED = "flushed"
+
+    trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="rollups")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    destination = models.CharField(max_length=400)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    opened_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    hard_close_at = models.DateTimeField()
+    first_event_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+    samples = models.JSONField(default=list, blank=True)
+    flushed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trigger", "channel", "destination"],
+                condition=Q(status="open"),
+                name="one_open_rollup_per_destination",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "closes_at"], name="rollup_due")]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} → {self.channel}:{self.destination} ({self.count})"
+
+
+class Delivery(models.Model):
+    """One message to one destination. ``idempotency_key`` is unique, and ``deliver`` claims
+    the row with a conditional update (queued → sending), so a duplicated task sends nothing."""
+
+    idempotency_key = models.CharField(max_length=300, unique=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    destination = models.CharField(max_length=400)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="deliveries")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
+    trigger = models.ForeignKey(
+        Trigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    notification = models.ForeignKey(
+        Notification, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    rollup = models.OneToOneField(
+        RollupWindow, null=True, blank=True, on_delete=models.SET_NULL, related_name="delivery"
+    )
+    message = models.JSONField(default=dict, help_text="The rendered-to-be message fields.")
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["status", "next_retry_at"], name="delivery_due"),
+            models.Index(fields=["recipient", "-created_at"], name="delivery_mine"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} → {self.destination} ({self.status})"
+
+
+def touch_trigger(sender, instance, action: str, **kwargs) -> None:
+    """Subscriber changes bump ``updated_at`` so the consumer's trigger cache reloads."""
+    if action in ("post_add", "post_remove", "post_clear") and isinstance(instance, Trigger):
+        Trigger.objects.filter(pk=instance.pk).update(updated_at=timezone.now())

@@ -9,12 +9,12 @@ store writes the drafts idempotently, keyed by event × trigger × recipient.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from notifications.events import Event, Source
-from notifications.triggers import CompiledTrigger, Kind
+from notifications.triggers import IN_APP_ONLY, ChannelSpec, CompiledTrigger, Kind, Mode
 
 ACTIVITY_VERBS = {
     "created": "created",
@@ -57,19 +57,53 @@ class Draft:
 
 
 @dataclass(frozen=True)
+class DeliveryDraft:
+    """One message for one destination, sent by the ``deliver`` task."""
+
+    idempotency_key: str
+    channel: str
+    destination: str
+    team_id: int
+    recipient_id: int | None
+    trigger_id: int | None
+    dedup_key: str
+    message: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RollupHit:
+    """One event counted into the open window of (trigger, channel, destination)."""
+
+    trigger: CompiledTrigger
+    channel: str
+    destination: str
+    recipient_id: int | None
+    event: Event
+    sample: str
+
+
+@dataclass
+class Plan:
+    notifications: list[Draft] = field(default_factory=list)
+    deliveries: list[DeliveryDraft] = field(default_factory=list)
+    rollup_hits: list[RollupHit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Audience:
     """Who may hear about a team's events: its members, less those who muted the team or
-    switched the category off for in-app."""
+    switched a category off for a channel; and where each person's email goes."""
 
     members: Mapping[int, frozenset[int]]
     muted: Mapping[int, frozenset[int]]
-    in_app_off: Mapping[int, frozenset[str]]
+    off: Mapping[int, frozenset[tuple[str, str]]]
+    emails: Mapping[int, str] = field(default_factory=dict)
 
-    def allows(self, user_id: int, team_id: int, category: str) -> bool:
+    def allows(self, user_id: int, team_id: int, category: str, channel: str = "in_app") -> bool:
         return (
             user_id in self.members.get(team_id, frozenset())
             and user_id not in self.muted.get(team_id, frozenset())
-            and category not in self.in_app_off.get(user_id, frozenset())
+            and (category, channel) not in self.off.get(user_id, frozenset())
         )
 
 
@@ -125,33 +159,84 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
     return "alert", f"{trigger.name}: {event.name}", body, subject_url
 
 
-def plan(matches: Iterable[Match], audience: Audience) -> list[Draft]:
-    """In-app drafts for every match and every allowed candidate; never the actor."""
-    drafts = []
+def _sample(event: Event) -> str:
+    shown = list(event.properties.items())[:3]
+    when = event.occurred_at.strftime("%H:%M:%S")
+    return f"{when} " + ", ".join(f"{k}={_format_value(v)}" for k, v in shown)
+
+
+def plan(matches: Iterable[Match], audience: Audience) -> Plan:
+    """Everything the matches cause: in-app drafts, deliveries and roll-up hits.
+
+    Per recipient (never the actor, only members who allow the category on that channel):
+    ``in_app`` and ``email``. Per trigger: ``slack``, ``webhook``, ``telegram`` targets.
+    ``instant`` sends each match; ``rollup`` counts it into a window; ``digest`` only
+    stores in-app rows for the digest to pick up. Built-in activity is in-app only.
+    """
+    result = Plan()
     for match in matches:
         event, trigger = match.event, match.trigger
         category, title, body, url = render(event, trigger)
         actor_id = event.actor.id if event.actor else None
-        for user_id in sorted(match.candidates):
-            if user_id == actor_id or not audience.allows(user_id, event.team_id, category):
-                continue
-            trigger_part = trigger.id if trigger else "activity"
-            drafts.append(
-                Draft(
-                    recipient_id=user_id,
-                    team_id=event.team_id,
-                    category=category,
-                    title=title[:400],
-                    body=body,
-                    url=url,
-                    actor_id=actor_id,
-                    actor_name=event.actor.name if event.actor else "",
-                    trigger_id=trigger.id if trigger else None,
-                    event_id=str(event.id),
-                    event_name=event.name,
-                    reason=match.reason,
-                    dedup_key=f"{event.id}:{trigger_part}:{user_id}",
-                    occurred_at=event.occurred_at,
-                )
-            )
-    return drafts
+        trigger_part = trigger.id if trigger else "activity"
+        mode = trigger.delivery.mode if trigger else Mode.DIGEST
+        channels = trigger.channels if trigger else IN_APP_ONLY
+        if mode == Mode.DIGEST and not any(c.type == "in_app" for c in channels):
+            channels = (*channels, ChannelSpec("in_app"))
+        message = {"title": title, "body": body, "url": url, "category": category}
+        recipients = [
+            user_id
+            for user_id in sorted(match.candidates)
+            if user_id != actor_id and user_id in audience.members.get(event.team_id, ())
+        ]
+        for spec in channels:
+            targets: list[tuple[int | None, str]]
+            if spec.per_recipient:
+                targets = [
+                    (
+                        user_id,
+                        str(user_id) if spec.type == "in_app" else audience.emails.get(user_id, ""),
+                    )
+                    for user_id in recipients
+                    if audience.allows(user_id, event.team_id, category, spec.type)
+                ]
+            else:
+                targets = [(None, spec.target)]
+            for user_id, destination in targets:
+                if spec.type == "in_app" and mode != Mode.ROLLUP and user_id is not None:
+                    result.notifications.append(
+                        Draft(
+                            recipient_id=user_id,
+                            team_id=event.team_id,
+                            category=category,
+                            title=title[:400],
+                            body=body,
+                            url=url,
+                            actor_id=actor_id,
+                            actor_name=event.actor.name if event.actor else "",
+                            trigger_id=trigger.id if trigger else None,
+                            event_id=str(event.id),
+                            event_name=event.name,
+                            reason=match.reason,
+                            dedup_key=f"{event.id}:{trigger_part}:{user_id}",
+                            occurred_at=event.occurred_at,
+                        )
+                    )
+                elif trigger is not None and mode == Mode.ROLLUP:
+                    result.rollup_hits.append(
+                        RollupHit(trigger, spec.type, destination, user_id, event, _sample(event))
+                    )
+                elif trigger is not None and mode == Mode.INSTANT:
+                    result.deliveries.append(
+                        DeliveryDraft(
+                            idempotency_key=f"{event.id}:{trigger.id}:{spec.type}:{destination}",
+                            channel=spec.type,
+                            destination=destination,
+                            team_id=event.team_id,
+                            recipient_id=user_id,
+                            trigger_id=trigger.id,
+                            dedup_key=f"{event.id}:{trigger_part}:{user_id}",
+                            message=message,
+                        )
+                    )
+    return result

@@ -32,6 +32,13 @@ class TopicName(StrEnum):
 CONSUMER_GROUP = "consume_events"
 
 
+def consumer_group() -> str:
+    """``consume_events`` for the default prefix; otherwise one group per prefix, so test
+    runs and the local service never join (and rebalance) each other's group."""
+    prefix = settings.NOTIFLOW_TOPIC_PREFIX
+    return CONSUMER_GROUP if prefix == "notiflow" else f"{prefix}.{CONSUMER_GROUP}"
+
+
 def topic(name: TopicName) -> str:
     return f"{settings.NOTIFLOW_TOPIC_PREFIX}.{name}"
 
@@ -86,11 +93,11 @@ def build_producer(policy: ProducerPolicy = DURABLE, **overrides: Any) -> KafkaP
     )
 
 
-def build_consumer(*topics: str, group_id: str = CONSUMER_GROUP, **overrides: Any) -> KafkaConsumer:
+def build_consumer(*topics: str, group_id: str | None = None, **overrides: Any) -> KafkaConsumer:
     """A group consumer that never commits on its own: the caller commits after its DB commit."""
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers(),
-        "group_id": group_id,
+        "group_id": group_id or consumer_group(),
         "client_id": "notiflow-consumer",
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
-from notifications import checks, stream
+from notifications import checks, delivery, rollup, stream
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +26,33 @@ def relay_outbox() -> int:
 def run_checks() -> int:
     """Evaluate scheduled triggers (thresholds, significance, cohorts) that are due."""
     return checks.run_due_checks()
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def deliver(delivery_id: int) -> str | None:
+    """Send one delivery. A duplicate of this task finds the row claimed and does nothing;
+    a retry is re-enqueued with the countdown the channel or the backoff asked for."""
+    result = delivery.delivery_send(delivery_id=delivery_id)
+    if result is None:
+        return None
+    if result.retry_in is not None:
+        deliver.apply_async((delivery_id,), countdown=result.retry_in)
+    return result.status
+
+
+@shared_task(ignore_result=True)
+def flush_rollups() -> int:
+    """Close roll-up windows whose time is up and send one summary per destination."""
+    ids = rollup.flush_due(now=timezone.now())
+    for delivery_id in ids:
+        deliver.delay(delivery_id)
+    return len(ids)
+
+
+@shared_task(ignore_result=True)
+def recover_deliveries() -> int:
+    """Re-enqueue due and stuck deliveries (a lost countdown, a worker killed mid-send)."""
+    ids = delivery.recover_stuck()
+    for delivery_id in ids:
+        deliver.delay(delivery_id)
+    return len(ids)

@@ -45,6 +45,55 @@ class Operator(StrEnum):
     IN = "in"
 
 
+class Mode(StrEnum):
+    INSTANT = "instant"
+    ROLLUP = "rollup"
+    DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class DeliverySpec:
+    """How a trigger's matches go out. For ``rollup``: the first match opens a window of
+    ``window_seconds``; with ``max_window_seconds`` each match extends it up to that bound;
+    ``max_items`` closes it early."""
+
+    mode: Mode = Mode.INSTANT
+    window_seconds: int = 60
+    max_window_seconds: int | None = None
+    max_items: int | None = None
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any] | None) -> DeliverySpec:
+        data = data or {}
+        return cls(
+            mode=Mode(data.get("mode", Mode.INSTANT)),
+            window_seconds=int(data.get("window_seconds", 60)),
+            max_window_seconds=data.get("max_window_seconds"),
+            max_items=data.get("max_items"),
+        )
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One channel of a trigger: ``in_app`` and ``email`` go to each recipient; ``slack``,
+    ``webhook`` and ``telegram`` go to ``target`` (a #channel, a URL, a chat id)."""
+
+    type: str
+    target: str = ""
+
+    @property
+    def per_recipient(self) -> bool:
+        return self.type in ("in_app", "email")
+
+
+IN_APP_ONLY = (ChannelSpec("in_app"),)
+
+
+def channel_specs(data: Iterable[Mapping[str, Any]] | None) -> tuple[ChannelSpec, ...]:
+    specs = tuple(ChannelSpec(str(c["type"]), str(c.get("target") or "")) for c in data or ())
+    return specs or IN_APP_ONLY
+
+
 ACTIVITY_ACTIONS = ("created", "updated", "deleted", "sent", "failed")
 MAX_REGEX_LENGTH = 300
 MAX_MATCHED_TEXT = 2_000
@@ -283,7 +332,8 @@ class CompiledTrigger:
     actions: frozenset[str] = frozenset(ACTIVITY_ACTIONS)
     resource_types: frozenset[str] = frozenset()
     snoozed_until: datetime | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    channels: tuple[ChannelSpec, ...] = IN_APP_ONLY
+    delivery: DeliverySpec = field(default_factory=DeliverySpec)
 
     def matches_properties(self, properties: Mapping[str, Any]) -> bool:
         return all(predicate(properties) for predicate in self.predicates)
@@ -300,11 +350,13 @@ def compile_trigger(
     name: str,
     config: Mapping[str, Any],
     snoozed_until: datetime | None = None,
+    channels: Iterable[Mapping[str, Any]] | None = None,
+    delivery: Mapping[str, Any] | None = None,
 ) -> CompiledTrigger:
     kind = Kind(kind)
+    filters = (config.get("filters") or ()) if kind in (Kind.EVENT, Kind.EVENT_COUNT) else ()
     predicates = tuple(
-        compile_filter(f["property"], f["operator"], f.get("value"))
-        for f in config.get("filters") or ()
+        compile_filter(f["property"], f["operator"], f.get("value")) for f in filters
     )
     return CompiledTrigger(
         id=id,
@@ -318,7 +370,8 @@ def compile_trigger(
         actions=frozenset(config.get("actions", ACTIVITY_ACTIONS)),
         resource_types=frozenset(config.get("resource_types", ())),
         snoozed_until=snoozed_until,
-        extra=dict(config),
+        channels=channel_specs(channels),
+        delivery=DeliverySpec.from_config(delivery),
     )
 
 

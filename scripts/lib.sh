@@ -1,4 +1,5 @@
 # Shared helpers for scripts/dev and scripts/test. Source it; do not run it.
+# shellcheck shell=bash
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -22,7 +23,7 @@ ensure_venv() {
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Python dependencies into .venv"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -e "$ROOT[dev]" || die "scripts: pip install failed (see above)"
+    "$VENV/bin/pip" install -q -e "${ROOT}[dev]" || die "scripts: pip install failed (see above)"
     echo "$want" >"$stamp"
   fi
   export PATH="$VENV/bin:$PATH"

@@ -8,6 +8,8 @@ import pytest
 
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
+pytest_plugins = ["tests.servers.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _topic_prefix(settings):

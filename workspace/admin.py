@@ -84,3 +84,11 @@ class SurveyAdmin(ResourceAdmin):
 class SubscriptionAdmin(ResourceAdmin):
     list_display = [*ResourceAdmin.list_display, "target_type", "frequency", "last_sent_at"]
     list_filter = ["target_type", "frequency", *ResourceAdmin.list_filter]
+
+
+@admin.register(models.ActivityLog)
+class ActivityLogAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_name", "action", "resource_type", "resource_name", "team"]
+    list_filter = ["action", "resource_type", "team"]
+    search_fields = ["resource_name", "actor_name", "resource_id"]
+    readonly_fields = [f.name for f in models.ActivityLog._meta.fields]

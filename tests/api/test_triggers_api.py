@@ -110,6 +110,11 @@ def with_filter(operator, value):
         ),
         ({"kind": "sms_blast"}, "kind", "unknown kind 'sms_blast'"),
         (
+            {"kind": "activity", "config": {"filters": [{"property": "p", "operator": "like"}]}},
+            "config.filters",
+            "only event and event_count",
+        ),
+        (
             {"channels": [{"type": "in_app"}, {"type": "sms"}]},
             "channels[1].type",
             "unknown channel type 'sms'",

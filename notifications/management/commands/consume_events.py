@@ -40,7 +40,7 @@ class Command(BaseCommand):
             consumer, producer, EventProcessor(), BatchPolicy(max_records=batch_size)
         )
         self.stdout.write(
-            f"consuming {stream.topic(TopicName.EVENTS)} as group {stream.CONSUMER_GROUP}"
+            f"consuming {stream.topic(TopicName.EVENTS)} as group {stream.consumer_group()}"
         )
         try:
             total = loop.run(stop, until_idle=until_idle)

@@ -1,0 +1,1 @@
+"""Delivery channels behind one small interface; see :mod:`notifications.channels.base`."""

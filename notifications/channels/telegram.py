@@ -1,0 +1,183 @@
+"""Telegram channel: ``sendMessage`` through the Bot API, as HTML within 4,096 characters.
+
+The bot token is the organization's secret (``destination.settings["bot_token"]``), the
+chat id is the destination's address. The API base URL is an operator setting
+(``TELEGRAM_API_BASE_URL``), so unlike the webhook channel it is trusted to be internal in
+tests. Errors map like the webhook's; a 429 carries its delay in
+``parameters.retry_after``. The token is part of the request path and never appears in an
+outcome's detail.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import quote
+
+from django.conf import settings
+
+from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
+from notifications.channels.webhook import (
+    DEFAULT_TIMEOUTS,
+    HttpReply,
+    HttpTimeouts,
+    outcome_for_error,
+    outcome_for_status,
+    parse_retry_after,
+    post,
+)
+
+DEFAULT_API_BASE_URL = "https://api.telegram.org"
+
+
+@dataclass(frozen=True)
+class TelegramLimits:
+    """Telegram rejects a message text longer than 4,096 characters; ``max_title_chars``
+    keeps a runaway title from crowding out everything else."""
+
+    max_chars: int = 4096
+    max_title_chars: int = 256
+
+
+def escape(text: str) -> str:
+    """Telegram's HTML parse mode needs ``&``, ``<`` and ``>`` as entities."""
+    return html.escape(text, quote=False)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def _cut_escaped(escaped: str, limit: int) -> str:
+    """Shorten already-escaped HTML text to ``limit`` characters without splitting an
+    entity such as ``&amp;``."""
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: max(0, limit - 1)]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def _fit_lines(items: Sequence[str], budget: int) -> tuple[list[str], int]:
+    """As many rendered ``items`` (one per line) as fit in ``budget`` characters together
+    with the "…and N more" line that replaces the rest; returns (kept, left out)."""
+    if sum(len(item) + 1 for item in items) <= budget:
+        return list(items), 0
+    budget -= len(f"\n…and {len(items):,} more")
+    kept: list[str] = []
+    used = 0
+    for item in items:
+        if used + len(item) + 1 > budget:
+            break
+        kept.append(item)
+        used += len(item) + 1
+    return kept, len(items) - len(kept)
+
+
+def render_text(message: Message, limits: TelegramLimits = TelegramLimits()) -> str:
+    """The message as Telegram HTML, never longer than ``limits.max_chars``.
+
+    The title, link and footer always fit; the body is shortened if it must be; summary
+    lines fill what is left and the rest is counted in "…and N more".
+    """
+    head = f"<b>{escape(_shorten(message.title, limits.max_title_chars))}</b>"
+    tail: list[str] = []
+    if message.url:
+        tail.append(f'<a href="{html.escape(message.url, quote=True)}">Open in notiflow</a>')
+    footer = " · ".join(part for part in (message.team_name, message.footer) if part)
+    if footer:
+        tail.append(f"<i>{escape(_shorten(footer, 512))}</i>")
+    tail_text = "\n\n".join(tail)
+
+    def size(*parts: str) -> int:
+        return len("\n\n".join(part for part in parts if part))
+
+    body = ""
+    if message.body:
+        # Leave room for at least the "…and N more" line when there are summary lines.
+        reserve = len(f"\n\n…and {len(message.lines):,} more") if message.lines else 0
+        room = limits.max_chars - size(head, "x", tail_text) + 1 - reserve
+        body = _cut_escaped(escape(message.body), room)
+
+    lines_text = ""
+    if message.lines:
+        room = limits.max_chars - size(head, body, "x", tail_text) + 1
+        items = [f"• {escape(_shorten(line, 512))}" for line in message.lines]
+        kept, omitted = _fit_lines(items, max(0, room))
+        rows = [*kept, f"…and {omitted:,} more"] if omitted else kept
+        lines_text = "\n".join(rows)
+    return "\n\n".join(part for part in (head, body, lines_text, tail_text) if part)
+
+
+class TelegramChannel:
+    """Send through the Telegram Bot API with a bot token the organization gave us."""
+
+    type: ClassVar[str] = "telegram"
+
+    def __init__(
+        self,
+        *,
+        timeouts: HttpTimeouts = DEFAULT_TIMEOUTS,
+        limits: TelegramLimits = TelegramLimits(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.timeouts = timeouts
+        self.limits = limits
+        self.clock = clock
+
+    def send(self, message: Message, destination: Destination) -> Outcome:
+        token = destination.settings.get("bot_token")
+        if not token:
+            raise ChannelNotConfigured("Telegram bot token is not set")
+        chat_id = destination.address.strip()
+        if not chat_id:
+            raise ChannelNotConfigured("no Telegram chat id to send to")
+        base = str(getattr(settings, "TELEGRAM_API_BASE_URL", "") or DEFAULT_API_BASE_URL)
+        url = f"{base.rstrip('/')}/bot{quote(str(token), safe=':')}/sendMessage"
+        payload = {
+            "chat_id": chat_id,
+            "text": render_text(message, self.limits),
+            "parse_mode": "HTML",
+            "link_preview_options": {"is_disabled": True},
+        }
+        now = self.clock()
+        try:
+            reply = post(
+                url,
+                json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                {"Content-Type": "application/json; charset=utf-8"},
+                timeouts=self.timeouts,
+                allow_private=True,
+            )
+        except Exception as exc:
+            return outcome_for_error(exc, service="telegram", timeouts=self.timeouts)
+        return self._outcome(reply, now=now)
+
+    @staticmethod
+    def _outcome(reply: HttpReply, *, now: float) -> Outcome:
+        data = reply.json()
+        if not isinstance(data, dict):
+            return outcome_for_status(reply, service="telegram", now=now)
+        if 200 <= reply.status < 300 and data.get("ok"):
+            result = data.get("result") or {}
+            return Outcome.sent(provider_id=str(result.get("message_id", "")))
+        description = str(data.get("description") or f"error {reply.status}")
+        parameters = data.get("parameters") or {}
+        if reply.status == 429:
+            after = parse_retry_after(str(parameters.get("retry_after", "")), now=now)
+            if after is None:
+                after = parse_retry_after(reply.header("Retry-After"), now=now)
+            return Outcome.retry(f"telegram: {description}", after=after)
+        if reply.status >= 500:
+            return Outcome.retry(f"telegram: {description}")
+        if 300 <= reply.status < 400:
+            return outcome_for_status(reply, service="telegram", now=now)
+        if "migrate_to_chat_id" in parameters:
+            description += f" (the group is now chat {parameters['migrate_to_chat_id']})"
+        return Outcome.failed(f"telegram: {description}")

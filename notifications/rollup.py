@@ -1,0 +1,184 @@
+"""Burst buffering: a burst of matches becomes one summary per destination.
+
+The window rules (:func:`open_bounds`, :func:`closes_after_hit`, :func:`summary_title`)
+are pure and take ``now``; the state lives in :class:`~notifications.models.RollupWindow`.
+The consumer counts hits into open windows (:func:`record_hits`); beat's
+``flush_rollups`` turns each closed window into one Delivery per destination
+(:func:`flush_due`). In-app windows are one notification row whose ``count`` grows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+
+from notifications.models import Delivery, Notification, RollupWindow
+from notifications.planning import RollupHit
+from notifications.triggers import DeliverySpec
+
+MAX_SAMPLES = 5
+
+
+def open_bounds(spec: DeliverySpec, now: datetime) -> tuple[datetime, datetime]:
+    """(closes_at, hard_close_at) of a window opened at ``now``."""
+    closes = now + timedelta(seconds=spec.window_seconds)
+    hard = now + timedelta(seconds=max(spec.max_window_seconds or 0, spec.window_seconds))
+    return closes, hard
+
+
+def closes_after_hit(
+    spec: DeliverySpec, *, closes_at: datetime, hard_close_at: datetime, count: int, now: datetime
+) -> datetime:
+    """When the window closes after a hit: extended by the hit (up to the hard bound) when
+    ``max_window_seconds`` is set, and at once when ``max_items`` is reached."""
+    if spec.max_items is not None and count >= spec.max_items:
+        return now
+    if spec.max_window_seconds:
+        return min(max(closes_at, now + timedelta(seconds=spec.window_seconds)), hard_close_at)
+    return closes_at
+
+
+def summary_title(event_name: str, count: int, first: datetime, last: datetime) -> str:
+    times = "time" if count == 1 else "times"
+    return f"{event_name} seen {count:,} {times} between {first:%H:%M} and {last:%H:%M} UTC"
+
+
+def record_hits(hits: Sequence[RollupHit], *, now: datetime) -> list[int]:
+    """Count hits into the open window of each (trigger, channel, destination), opening one
+    if needed. Call inside the consumer's transaction, with hits of new events only.
+
+    A window whose time is up but which beat has not flushed yet is flushed here first;
+    the ids of deliveries that creates are returned for sending after the commit.
+    """
+    to_send: list[int] = []
+    grouped: dict[tuple[int, str, str], list[RollupHit]] = defaultdict(list)
+    for hit in hits:
+        grouped[(hit.trigger.id, hit.channel, hit.destination)].append(hit)
+    for (trigger_id, channel, destination), group in grouped.items():
+        trigger = group[0].trigger
+        spec = trigger.delivery
+        window = (
+            RollupWindow.objects.select_for_update()
+            .filter(
+                trigger_id=trigger_id,
+                channel=channel,
+                destination=destination,
+                status=RollupWindow.Status.OPEN,
+            )
+            .select_related("trigger", "trigger__team")
+            .first()
+        )
+        if window is not None and window.closes_at <= now:
+            to_send.extend(_flush(window, now))
+            window = None
+        first_at = min(h.event.occurred_at for h in group)
+        last_at = max(h.event.occurred_at for h in group)
+        if window is None:
+            closes_at, hard_close_at = open_bounds(spec, now)
+            window = RollupWindow(
+                trigger_id=trigger_id,
+                channel=channel,
+                destination=destination,
+                opened_at=now,
+                closes_at=closes_at,
+                hard_close_at=hard_close_at,
+                first_event_at=first_at,
+                last_event_at=last_at,
+            )
+        window.count += len(group)
+        window.first_event_at = min(window.first_event_at, first_at)
+        window.last_event_at = max(window.last_event_at, last_at)
+        window.samples = (window.samples + [h.sample for h in group])[:MAX_SAMPLES]
+        window.closes_at = closes_after_hit(
+            spec,
+            closes_at=window.closes_at,
+            hard_close_at=window.hard_close_at,
+            count=window.count,
+            now=now,
+        )
+        window.save()
+        if channel == "in_app" and group[0].recipient_id is not None:
+            _grow_in_app(window, group)
+    return to_send
+
+
+def _grow_in_app(window: RollupWindow, group: Sequence[RollupHit]) -> None:
+    """The in-app side of a window is one notification whose count grows."""
+    hit = group[0]
+    key = f"rollup:{window.pk}:{hit.recipient_id}"
+    updated = Notification.objects.filter(dedup_key=key).update(
+        count=F("count") + len(group), last_seen_at=window.last_event_at
+    )
+    if updated:
+        return
+    Notification.objects.create(
+        recipient_id=hit.recipient_id,
+        team_id=hit.event.team_id,
+        category="alert",
+        title=f"{hit.trigger.name}: {hit.event.name}",
+        body="Rolled up: matches in this window count into this one notification.",
+        url=hit.event.subject.url if hit.event.subject else "",
+        trigger_id=hit.trigger.id,
+        event_id=hit.event.id,
+        event_name=hit.event.name,
+        reason=f"You subscribe to the trigger “{hit.trigger.name}”.",
+        dedup_key=key,
+        group_key=f"rollup:{hit.trigger.id}:{hit.recipient_id}",
+        count=len(group),
+        first_seen_at=window.first_event_at,
+        last_seen_at=window.last_event_at,
+    )
+
+
+def _flush(window: RollupWindow, now: datetime) -> list[int]:
+    """Mark one window flushed and create its single summary Delivery (none for in-app,
+    whose notification already carries the count). Returns the new delivery's id."""
+    window.status = RollupWindow.Status.FLUSHED
+    window.flushed_at = now
+    window.save(update_fields=["status", "flushed_at"])
+    if window.channel == "in_app":
+        return []
+    trigger = window.trigger
+    title = summary_title(
+        trigger.event_name or trigger.name,
+        window.count,
+        window.first_event_at,
+        window.last_event_at,
+    )
+    delivery, made = Delivery.objects.get_or_create(
+        idempotency_key=f"rollup:{window.pk}",
+        defaults={
+            "channel": window.channel,
+            "destination": window.destination,
+            "team_id": trigger.team_id,
+            "trigger": trigger,
+            "rollup": window,
+            "message": {
+                "title": f"{trigger.name}: {title}",
+                "lines": window.samples,
+                "count": window.count,
+                "team_name": trigger.team.name,
+            },
+        },
+    )
+    return [delivery.pk] if made else []
+
+
+def flush_due(*, now: datetime, limit: int = 500) -> list[int]:
+    """Close every window whose time is up: one Delivery per external destination. Returns
+    the ids of deliveries to send. Safe to run concurrently and repeatedly."""
+    created: list[int] = []
+    with transaction.atomic():
+        due = (
+            RollupWindow.objects.select_for_update(skip_locked=True)
+            .filter(status=RollupWindow.Status.OPEN, closes_at__lte=now)
+            .select_related("trigger", "trigger__team")
+            .order_by("closes_at")[:limit]
+        )
+        for window in due:
+            created.extend(_flush(window, now))
+    return created

@@ -1,0 +1,72 @@
+"""Integration: the outbox holds activity while Kafka is down and relays it in order."""
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from django.db import transaction
+
+from notifications import events, stream
+from notifications.models import Notification, Outbox
+from notifications.stream import TopicName
+from tests.factories import InsightFactory
+from workspace.activity import acting_as
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+SERVICES = Path(__file__).resolve().parents[2] / "scripts" / "services"
+
+
+def test_activity_and_its_outbox_row_commit_together(team, member_of):
+    owner = member_of(team)
+    with pytest.raises(RuntimeError), acting_as(owner), transaction.atomic():
+        InsightFactory(team=team, created_by=owner)
+        raise RuntimeError("the request failed after the save")
+    assert not Outbox.objects.exists()
+
+
+def test_relay_publishes_rows_in_order_and_stamps_them(team, member_of):
+    owner = member_of(team)
+    with acting_as(owner):
+        insight = InsightFactory(team=team, created_by=owner, name="v0")
+        for version in range(1, 6):
+            insight.name = f"v{version}"
+            insight.save()
+    assert not Outbox.objects.filter(published_at__isnull=True).exists()
+    expected = list(Outbox.objects.order_by("id").values_list("event_id", flat=True))
+
+    consumer = stream.build_consumer(
+        stream.topic(TopicName.EVENTS), group_id=f"order-{uuid.uuid4()}"
+    )
+    try:
+        received = []
+        for _ in range(40):
+            for part in consumer.poll(timeout_ms=500).values():
+                received.extend(events.decode(r.value).id for r in part)
+            if len(received) >= len(expected):
+                break
+    finally:
+        consumer.close()
+    assert received == expected
+
+
+@pytest.mark.slow
+def test_an_edit_while_kafka_is_down_arrives_once_kafka_is_back(team, member_of, drain):
+    owner, editor = member_of(team), member_of(team)
+    insight = InsightFactory(team=team, created_by=owner, name="Churn")
+    subprocess.run([SERVICES, "stop", "kafka"], check=True, capture_output=True)
+    try:
+        with acting_as(editor):
+            insight.name = "Churn (monthly)"
+            insight.save()
+        waiting = Outbox.objects.filter(published_at__isnull=True)
+        assert waiting.count() == 1
+        assert waiting.get().attempts >= 1
+    finally:
+        subprocess.run([SERVICES, "start", "kafka"], check=True, capture_output=True)
+
+    assert stream.relay_outbox() == 1
+    drain(expected=2)
+    note = Notification.objects.get(recipient=owner)
+    assert "Churn (monthly)" in note.title
