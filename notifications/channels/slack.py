@@ -30,6 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
+from notifications.channels.text import cut_escaped, shorten
 
 # Slack error codes worth sending again later; everything else an API call can answer
 # (invalid_auth, channel_not_found, not_in_channel, account_inactive, is_archived,
@@ -58,21 +59,6 @@ class SlackLimits:
 def escape(text: str) -> str:
     """Slack mrkdwn treats ``&``, ``<`` and ``>`` as control characters (links, mentions)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
-def _cut_escaped(escaped: str, limit: int) -> str:
-    """Shorten escaped mrkdwn to ``limit`` characters without splitting an ``&amp;``."""
-    if len(escaped) <= limit:
-        return escaped
-    cut = escaped[: max(0, limit - 1)]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + "…"
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -111,12 +97,12 @@ def render_blocks(message: Message, limits: SlackLimits = SlackLimits()) -> list
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": _shorten(message.title.strip() or "Notification", limits.max_header_chars),
+                "text": shorten(message.title.strip() or "Notification", limits.max_header_chars),
             },
         }
     ]
     if message.body:
-        head.append(_section(_cut_escaped(escape(message.body), limits.max_section_chars)))
+        head.append(_section(cut_escaped(escape(message.body), limits.max_section_chars)))
 
     tail: list[dict[str, Any]] = []
     if message.url and len(message.url) <= limits.max_button_url_chars:
@@ -134,10 +120,10 @@ def render_blocks(message: Message, limits: SlackLimits = SlackLimits()) -> list
         )
     footer = " · ".join(escape(part) for part in (message.team_name, message.footer) if part)
     if footer:
-        tail.append(_context(_cut_escaped(footer, limits.max_section_chars)))
+        tail.append(_context(cut_escaped(footer, limits.max_section_chars)))
 
     items = [
-        f"• {_cut_escaped(escape(' '.join(line.split())), limits.max_line_chars)}"
+        f"• {cut_escaped(escape(' '.join(line.split())), limits.max_line_chars)}"
         for line in message.lines[: limits.max_lines]
     ]
     sections = _pack(items, limits.max_section_chars)
@@ -163,7 +149,7 @@ def render_text(message: Message, limits: SlackLimits = SlackLimits()) -> str:
         parts.append(f"({len(message.lines):,} items)")
     if message.url:
         parts.append(escape(message.url))
-    return _cut_escaped("\n".join(parts), limits.max_text_chars)
+    return cut_escaped("\n".join(parts), limits.max_text_chars)
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str:

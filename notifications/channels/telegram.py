@@ -21,6 +21,7 @@ from urllib.parse import quote
 from django.conf import settings
 
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
+from notifications.channels.text import cut_escaped, shorten
 from notifications.channels.webhook import (
     DEFAULT_TIMEOUTS,
     HttpReply,
@@ -48,22 +49,6 @@ def escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
-def _cut_escaped(escaped: str, limit: int) -> str:
-    """Shorten already-escaped HTML text to ``limit`` characters without splitting an
-    entity such as ``&amp;``."""
-    if len(escaped) <= limit:
-        return escaped
-    cut = escaped[: max(0, limit - 1)]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + "…"
-
-
 def _fit_lines(items: Sequence[str], budget: int) -> tuple[list[str], int]:
     """As many rendered ``items`` (one per line) as fit in ``budget`` characters together
     with the "…and N more" line that replaces the rest; returns (kept, left out)."""
@@ -86,13 +71,13 @@ def render_text(message: Message, limits: TelegramLimits = TelegramLimits()) -> 
     The title, link and footer always fit; the body is shortened if it must be; summary
     lines fill what is left and the rest is counted in "…and N more".
     """
-    head = f"<b>{escape(_shorten(message.title, limits.max_title_chars))}</b>"
+    head = f"<b>{escape(shorten(message.title, limits.max_title_chars))}</b>"
     tail: list[str] = []
     if message.url:
         tail.append(f'<a href="{html.escape(message.url, quote=True)}">Open in notiflow</a>')
     footer = " · ".join(part for part in (message.team_name, message.footer) if part)
     if footer:
-        tail.append(f"<i>{escape(_shorten(footer, 512))}</i>")
+        tail.append(f"<i>{escape(shorten(footer, 512))}</i>")
     tail_text = "\n\n".join(tail)
 
     def size(*parts: str) -> int:
@@ -103,12 +88,12 @@ def render_text(message: Message, limits: TelegramLimits = TelegramLimits()) -> 
         # Leave room for at least the "…and N more" line when there are summary lines.
         reserve = len(f"\n\n…and {len(message.lines):,} more") if message.lines else 0
         room = limits.max_chars - size(head, "x", tail_text) + 1 - reserve
-        body = _cut_escaped(escape(message.body), room)
+        body = cut_escaped(escape(message.body), room)
 
     lines_text = ""
     if message.lines:
         room = limits.max_chars - size(head, body, "x", tail_text) + 1
-        items = [f"• {escape(_shorten(line, 512))}" for line in message.lines]
+        items = [f"• {escape(shorten(line, 512))}" for line in message.lines]
         kept, omitted = _fit_lines(items, max(0, room))
         rows = [*kept, f"…and {omitted:,} more"] if omitted else kept
         lines_text = "\n".join(rows)
