@@ -22,7 +22,7 @@ from django.utils import timezone
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError
 
-from notifications import rollup, stream
+from notifications import rollup, stream, tasks
 from notifications.events import Event, InvalidEvent, Source, decode
 from notifications.models import (
     Delivery,
@@ -157,7 +157,7 @@ class EventProcessor:
             to_send += rollup.record_hits(self._new_hits(planned.rollup_hits), now=now)
             self._follow(e for e in events if e.source == Source.ACTIVITY)
             if to_send:
-                transaction.on_commit(lambda: enqueue_deliveries(to_send))
+                transaction.on_commit(lambda: tasks.deliver_all(to_send))
         return result
 
     def _trigger_match(self, event: Event, trigger: CompiledTrigger) -> Match:
@@ -351,13 +351,6 @@ def queue_deliveries(drafts: Sequence[DeliveryDraft]) -> list[int]:
             status=DeliveryStatus.QUEUED,
         ).values_list("id", flat=True)
     )
-
-
-def enqueue_deliveries(delivery_ids: Sequence[int]) -> None:
-    from notifications.tasks import deliver
-
-    for delivery_id in delivery_ids:
-        deliver.delay(delivery_id)
 
 
 def store(drafts: Sequence[Draft]) -> int:

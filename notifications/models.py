@@ -397,3 +397,31 @@ def touch_trigger(sender, instance, action: str, **kwargs) -> None:
     """Subscriber changes bump ``updated_at`` so the consumer's trigger cache reloads."""
     if action in ("post_add", "post_remove", "post_clear") and isinstance(instance, Trigger):
         Trigger.objects.filter(pk=instance.pk).update(updated_at=timezone.now())
+
+
+class Announcement(models.Model):
+    """A "what's new" note from an organization's admins (or, with no organization, from
+    staff to everyone). Posting one writes one ``announcement`` Notification per member,
+    deduplicated per user, so each person sees it exactly once in the center."""
+
+    organization = models.ForeignKey(
+        "workspace.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="announcements",
+        help_text="Empty: everyone.",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    title = models.CharField(max_length=400)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="announcement_list")]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,13 +1,38 @@
-"""Operations on a user's inbox, named ``notification_<action>`` with keyword arguments."""
+"""What people do with their notifications, named ``notification_<action>`` with keyword
+arguments: the inbox (read, seen, archive), "why am I seeing this" and "mute this trigger",
+preferences, channel configuration and announcements.
+
+Views validate input and call these; permission and tenant checks stay in ``api`` (these
+functions trust the ids they are given to be the caller's to touch, except the inbox ones,
+which only ever reach the user's own rows).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from itertools import islice
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import Min, QuerySet
 from django.utils import timezone
 
-from notifications.models import Notification
+from notifications.models import (
+    Announcement,
+    Category,
+    Channel,
+    ChannelConfig,
+    Notification,
+    Preference,
+    Trigger,
+    TriggerKind,
+)
+from notifications.secrets import encrypt
+from workspace.models import Membership, UserProfile
 
 
 def notification_inbox(*, user) -> QuerySet[Notification]:
@@ -35,3 +60,410 @@ def notification_mark_all_read(*, user, now: datetime | None = None) -> int:
         .filter(read_at__isnull=True)
         .update(read_at=now or timezone.now())
     )
+
+
+# --- the inbox: seen (the badge), archive ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnreadState:
+    """What the badge shows and what changes it: the unread count and the newest row.
+    Two index-backed queries, whatever the inbox's size."""
+
+    unread: int
+    latest_id: int | None
+    latest_at: datetime | None
+
+    @property
+    def version(self) -> str:
+        stamp = self.latest_at.isoformat() if self.latest_at else "-"
+        return f"{self.unread}:{self.latest_id or 0}:{stamp}"
+
+
+def notification_unread_state(*, user) -> UnreadState:
+    latest = (
+        notification_inbox(user=user)
+        .order_by("-last_seen_at", "-id")
+        .values_list("id", "last_seen_at")
+        .first()
+    )
+    return UnreadState(
+        unread=notification_unread_count(user=user),
+        latest_id=latest[0] if latest else None,
+        latest_at=latest[1] if latest else None,
+    )
+
+
+def _stamp_one(*, user, notification_id: int, field: str, now: datetime | None) -> bool:
+    """Set ``field`` on one of the user's notifications if unset; False if it is not theirs."""
+    inbox = notification_inbox(user=user).filter(pk=notification_id)
+    if not inbox.exists():
+        return False
+    inbox.filter(**{f"{field}__isnull": True}).update(**{field: now or timezone.now()})
+    return True
+
+
+def notification_mark_seen(*, user, notification_id: int, now: datetime | None = None) -> bool:
+    """Seen is weaker than read: the row was shown (the bell was opened), not acted on."""
+    return _stamp_one(user=user, notification_id=notification_id, field="seen_at", now=now)
+
+
+def notification_mark_all_seen(*, user, now: datetime | None = None) -> int:
+    return (
+        notification_inbox(user=user)
+        .filter(seen_at__isnull=True)
+        .update(seen_at=now or timezone.now())
+    )
+
+
+def notification_archive(*, user, notification_id: int, now: datetime | None = None) -> bool:
+    """Move one notification out of the list (``?archived=true`` still shows it)."""
+    return _stamp_one(user=user, notification_id=notification_id, field="archived_at", now=now)
+
+
+# --- "why am I seeing this" and "mute this trigger" -------------------------------------
+
+
+class NotificationActionRefused(Exception):
+    """The action cannot be done for a reason the caller should read (a 400, not a 404)."""
+
+
+_OPERATOR_TEXT = {
+    "exact": "is",
+    "is_not": "is not",
+    "icontains": "contains",
+    "regex": "matches",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "in": "is one of",
+}
+
+
+def _filter_text(item: Mapping[str, Any]) -> str:
+    prop, op, value = item.get("property", "?"), item.get("operator", "exact"), item.get("value")
+    if op == "is_set":
+        return f"{prop} is set"
+    if op == "is_not_set":
+        return f"{prop} is not set"
+    if op == "in" and isinstance(value, list):
+        shown = ", ".join(json.dumps(v) for v in value)
+        return f"{prop} is one of {shown}"
+    return f"{prop} {_OPERATOR_TEXT.get(op, op)} {json.dumps(value)}"
+
+
+def trigger_describe(*, kind: str, config: Mapping[str, Any]) -> str:
+    """A trigger's condition as one sentence ("When “checkout_error” is seen where
+    amount > 100"). Pure; tolerates configs that predate today's validation."""
+    event = config.get("event", "")
+    filters = [f for f in config.get("filters") or () if isinstance(f, Mapping)]
+    where = f" where {' and '.join(_filter_text(f) for f in filters)}" if filters else ""
+    if kind == TriggerKind.EVENT:
+        return f"When “{event}” is seen{where}"
+    if kind == TriggerKind.EVENT_COUNT:
+        return (
+            f"When “{event}” is seen {config.get('count', '?')} times within "
+            f"{config.get('window_minutes', '?')} minutes{where}"
+        )
+    if kind == TriggerKind.ACTIVITY:
+        actions = config.get("actions") or ["created", "updated", "deleted", "sent", "failed"]
+        types = config.get("resource_types") or []
+        what = " or ".join(str(t).replace("_", " ") for t in types) if types else "a resource"
+        return f"When someone else {', '.join(map(str, actions))} {what} you own or follow"
+    if kind == TriggerKind.INSIGHT_THRESHOLD:
+        bounds = []
+        if config.get("upper") is not None:
+            bounds.append(f"goes above {config['upper']}")
+        if config.get("lower") is not None:
+            bounds.append(f"goes below {config['lower']}")
+        relative = " (relative change)" if config.get("change") == "relative" else ""
+        return f"When insight #{config.get('insight_id', '?')} {' or '.join(bounds)}{relative}"
+    if kind == TriggerKind.EXPERIMENT_SIGNIFICANCE:
+        return (
+            f"When experiment #{config.get('experiment_id', '?')} reaches significance "
+            f"(p < {config.get('p_value', 0.05)})"
+        )
+    if kind == TriggerKind.COHORT_MEMBERSHIP:
+        verb = "leaves" if config.get("direction") == "exit" else "enters"
+        return f"When someone {verb} cohort #{config.get('cohort_id', '?')}"
+    return f"A {kind} trigger"
+
+
+_CATEGORY_RULES = {
+    Category.ACTIVITY: "Someone else created, changed or deleted something you own or follow",
+    Category.ANNOUNCEMENT: "An announcement to everyone in your organization",
+    Category.SUBSCRIPTION: "A subscription you own was sent or failed",
+    Category.ALERT: "An alert on your data",
+}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a notification reached its recipient. ``trigger`` is None for built-in activity,
+    announcements, and triggers the caller can no longer see (deleted, or in a team they
+    left)."""
+
+    notification: Notification
+    trigger: Trigger | None
+    rule: str
+
+
+def notification_explain(
+    *, user, notification_id: int, visible_team_ids: Iterable[int]
+) -> Explanation | None:
+    """None when the notification is not the user's. ``visible_team_ids`` are the teams
+    whose triggers the caller may read (the API's tenant scope)."""
+    notification = (
+        notification_inbox(user=user).select_related("trigger").filter(pk=notification_id).first()
+    )
+    if notification is None:
+        return None
+    trigger = notification.trigger
+    if trigger is not None and trigger.team_id not in set(visible_team_ids):
+        trigger = None
+    if trigger is not None:
+        rule = trigger_describe(kind=trigger.kind, config=trigger.config or {})
+    else:
+        rule = _CATEGORY_RULES.get(notification.category, notification.reason)
+    return Explanation(notification=notification, trigger=trigger, rule=rule)
+
+
+def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
+    """Stop the trigger behind a notification from reaching ``user``: remove them from its
+    subscribers. None when the notification is not theirs.
+
+    A trigger with no subscribers reaches its owner alone, so the owner of such a trigger
+    (or its only subscriber) cannot mute it this way: removing them would change nothing.
+    That raises :class:`NotificationActionRefused` saying to disable or snooze it instead.
+    Muting twice is fine.
+    """
+    notification = (
+        notification_inbox(user=user).select_related("trigger").filter(pk=notification_id).first()
+    )
+    if notification is None:
+        return None
+    trigger = notification.trigger
+    if trigger is None:
+        raise NotificationActionRefused(
+            "this notification was not sent by a trigger; switch its category off in your "
+            "preferences instead"
+        )
+    with transaction.atomic():
+        trigger = Trigger.objects.select_for_update().get(pk=trigger.pk)
+        subscribers = set(trigger.subscribers.values_list("id", flat=True))
+        if trigger.owner_id == user.pk and subscribers <= {user.pk}:
+            raise NotificationActionRefused(
+                "you own this trigger and nobody else subscribes to it, so it would still "
+                "reach you; disable or snooze the trigger instead"
+            )
+        if user.pk in subscribers:
+            trigger.subscribers.remove(user)
+    return trigger
+
+
+# --- preferences ------------------------------------------------------------------------
+
+PREFERENCE_CHANNELS: tuple[str, ...] = (
+    Channel.IN_APP,
+    Channel.EMAIL,
+    Channel.SLACK,
+    Channel.TELEGRAM,
+)
+CRITICAL: frozenset[tuple[str, str]] = frozenset({(Category.ALERT, Channel.IN_APP)})
+"""(category, channel) switches that stay on: alerts on your data always reach the center."""
+
+
+def is_critical(category: str, channel: str) -> bool:
+    return (category, channel) in CRITICAL
+
+
+def critical_message(category: str, channel: str) -> str:
+    label = Category(category).label if category in Category.values else category
+    where = "in the app" if channel == Channel.IN_APP else f"by {channel}"
+    return f"{label} {where} are critical and cannot be turned off"
+
+
+def notification_preference(*, user) -> Preference:
+    preference, _ = Preference.objects.get_or_create(user=user)
+    return preference
+
+
+def notification_preference_cells(
+    *, preference: Preference, grid: Mapping[str, Iterable[str]]
+) -> dict[str, dict[str, bool]]:
+    """Every switch of ``grid`` (category → channels) as it applies: unset is on, and a
+    critical switch is always on."""
+    return {
+        category: {
+            channel: is_critical(category, channel) or preference.allows(category, channel)
+            for channel in channels
+        }
+        for category, channels in grid.items()
+    }
+
+
+def notification_timezone(*, user) -> str:
+    profile = UserProfile.objects.filter(user=user).only("timezone").first()
+    return profile.timezone if profile else "UTC"
+
+
+def notification_preference_update(
+    *,
+    user,
+    channels: Mapping[str, Mapping[str, bool]] | None = None,
+    digest_cadence: str | None = None,
+    digest_hour: int | None = None,
+    quiet_hours: tuple[time | None, time | None] | None = None,
+    timezone_name: str | None = None,
+    muted_team_ids: Iterable[int] | None = None,
+) -> Preference:
+    """Apply the given changes (None leaves a setting as it is). ``channels`` merges cell
+    by cell; a critical cell is refused. ``muted_team_ids`` replaces the muted set and must
+    already be limited to the user's teams by the caller. ``quiet_hours`` is (start, end),
+    (None, None) clearing them."""
+    with transaction.atomic():
+        preference, _ = Preference.objects.select_for_update().get_or_create(user=user)
+        fields = ["updated_at"]
+        if channels:
+            merged = {key: dict(value) for key, value in preference.channels.items()}
+            for category, cells in channels.items():
+                for channel, on in cells.items():
+                    if not on and is_critical(category, channel):
+                        raise NotificationActionRefused(critical_message(category, channel))
+                    merged.setdefault(category, {})[channel] = bool(on)
+            preference.channels = merged
+            fields.append("channels")
+        if digest_cadence is not None:
+            preference.digest_cadence = digest_cadence
+            fields.append("digest_cadence")
+        if digest_hour is not None:
+            preference.digest_hour = digest_hour
+            fields.append("digest_hour")
+        if quiet_hours is not None:
+            preference.quiet_hours_start, preference.quiet_hours_end = quiet_hours
+            fields += ["quiet_hours_start", "quiet_hours_end"]
+        preference.save(update_fields=fields)
+        if muted_team_ids is not None:
+            preference.muted_teams.set(list(muted_team_ids))
+        if timezone_name is not None:
+            UserProfile.objects.update_or_create(user=user, defaults={"timezone": timezone_name})
+    return preference
+
+
+# --- channel configuration ----------------------------------------------------------------
+
+SECRET_KEYS = {Channel.SLACK: "bot_token", Channel.TELEGRAM: "bot_token", Channel.WEBHOOK: "secret"}
+"""The setting each channel type keeps encrypted (the name ``notifications.delivery`` passes
+it under)."""
+
+
+def generate_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def notification_channel_config_save(
+    *,
+    user,
+    channel_config: ChannelConfig | None = None,
+    organization_id: int | None = None,
+    type: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    secret: str | None = None,
+    enabled: bool | None = None,
+) -> tuple[ChannelConfig, str | None]:
+    """Create (``channel_config`` None) or update a channel. The secret is stored encrypted
+    and never read back here. A new webhook without a secret gets a generated one, returned
+    as the second value so the API can show it exactly once; otherwise that is None.
+    Re-enabling a channel clears its failure count. Permission checks are the caller's."""
+    shown_once = None
+    if channel_config is None:
+        channel_config = ChannelConfig(
+            organization_id=organization_id, type=type, created_by=user, config={}
+        )
+        if not secret and type == Channel.WEBHOOK:
+            secret = shown_once = generate_webhook_secret()
+    if name is not None:
+        channel_config.name = name
+    if config is not None:
+        channel_config.config = dict(config)
+    if secret:
+        channel_config.secret_encrypted = encrypt(secret)
+    if enabled is not None:
+        if enabled and not channel_config.enabled:
+            channel_config.consecutive_failures = 0
+            channel_config.disabled_reason = ""
+        channel_config.enabled = enabled
+    channel_config.save()
+    return channel_config, shown_once
+
+
+# --- announcements ------------------------------------------------------------------------
+
+ANNOUNCEMENT_BATCH = 1000
+
+
+def announcement_dedup_key(*, announcement_id: int, user_id: int) -> str:
+    return f"announcement:{announcement_id}:{user_id}"
+
+
+def notification_announce(
+    *, user, organization_id: int | None, title: str, body: str, now: datetime | None = None
+) -> tuple[Announcement, int]:
+    """Post an announcement and put it in the center of every active member of the
+    organization (everyone when ``organization_id`` is None): one ``announcement``
+    notification per person, in their first team of that organization, inserted in bulk
+    and deduplicated by ``announcement:<id>:<user>``. People who switched announcements off
+    in the app get none. Returns the announcement and how many notifications were written.
+    Permission checks are the caller's."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        announcement = Announcement.objects.create(
+            organization_id=organization_id, author=user, title=title, body=body
+        )
+        memberships = Membership.objects.filter(user__is_active=True)
+        if organization_id is not None:
+            memberships = memberships.filter(team__organization_id=organization_id)
+        opted_out = Preference.objects.filter(
+            **{f"channels__{Category.ANNOUNCEMENT}__{Channel.IN_APP}": False}
+        ).values("user_id")
+        first_team = (
+            memberships.exclude(user_id__in=opted_out)
+            .values("user_id")
+            .annotate(team_id=Min("team_id"))
+            .order_by("user_id")
+        )
+        actor_name = user.get_full_name() or user.get_username()
+        reason = (
+            "An announcement to everyone in your organization."
+            if organization_id is not None
+            else "An announcement to everyone using notiflow."
+        )
+        rows = (
+            Notification(
+                recipient_id=row["user_id"],
+                team_id=row["team_id"],
+                category=Category.ANNOUNCEMENT,
+                title=title[:400],
+                body=body,
+                actor=user,
+                actor_name=actor_name[:200],
+                reason=reason,
+                dedup_key=announcement_dedup_key(
+                    announcement_id=announcement.pk, user_id=row["user_id"]
+                ),
+                group_key=f"announcement:{announcement.pk}",
+                first_seen_at=now,
+                last_seen_at=now,
+            )
+            for row in first_team.iterator(chunk_size=ANNOUNCEMENT_BATCH)
+        )
+        written = 0
+        while batch := list(islice(rows, ANNOUNCEMENT_BATCH)):
+            written += len(
+                Notification.objects.bulk_create(
+                    batch, batch_size=ANNOUNCEMENT_BATCH, ignore_conflicts=True
+                )
+            )
+    return announcement, written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from celery import shared_task
 from django.utils import timezone
@@ -40,19 +41,22 @@ def deliver(delivery_id: int) -> str | None:
     return result.status
 
 
+def deliver_all(delivery_ids: Iterable[int]) -> int:
+    """Enqueue ``deliver`` for each id; duplicates are harmless (the claim is atomic)."""
+    count = 0
+    for delivery_id in delivery_ids:
+        deliver.delay(delivery_id)
+        count += 1
+    return count
+
+
 @shared_task(ignore_result=True)
 def flush_rollups() -> int:
     """Close roll-up windows whose time is up and send one summary per destination."""
-    ids = rollup.flush_due(now=timezone.now())
-    for delivery_id in ids:
-        deliver.delay(delivery_id)
-    return len(ids)
+    return deliver_all(rollup.flush_due(now=timezone.now()))
 
 
 @shared_task(ignore_result=True)
 def recover_deliveries() -> int:
     """Re-enqueue due and stuck deliveries (a lost countdown, a worker killed mid-send)."""
-    ids = delivery.recover_stuck()
-    for delivery_id in ids:
-        deliver.delay(delivery_id)
-    return len(ids)
+    return deliver_all(delivery.recover_stuck())
