@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from notifications.events import Event, Source, Subject
 from notifications.models import Outbox, Trigger, TriggerCheck, TriggerKind
-from notifications.outbox import nudge_relay, resource_url
+from notifications.outbox import nudge_relay_after_commit, resource_url
 from notifications.triggers import ThresholdState, threshold_state
 from workspace.models import Cohort, Experiment, Insight
 
@@ -188,7 +188,7 @@ def check_trigger(trigger: Trigger, *, now: datetime) -> TriggerCheck:
                 trigger.owner_id
             ]
             record.save(update_fields=["notified"])
-            transaction.on_commit(nudge_relay)
+            nudge_relay_after_commit()
         return record
 
 

@@ -75,4 +75,11 @@ def on_activity_saved(sender, instance: ActivityLog, created: bool, raw=False, *
         return
     event = activity_event(instance)
     Outbox.objects.create(event_id=event.id, team_id=event.team_id, payload=event.to_dict())
-    transaction.on_commit(nudge_relay)
+    nudge_relay_after_commit()
+
+
+def nudge_relay_after_commit() -> None:
+    """One relay nudge per transaction, however many outbox rows it writes."""
+    pending = transaction.get_connection().run_on_commit
+    if not any(callback is nudge_relay for _, callback, *_ in pending):
+        transaction.on_commit(nudge_relay)

@@ -101,7 +101,7 @@ def record_hits(hits: Sequence[RollupHit], *, now: datetime) -> list[int]:
             now=now,
         )
         window.save()
-        if channel == "in_app" and group[0].recipient_id is not None:
+        if channel == "in_app":
             _grow_in_app(window, group)
     return to_send
 
@@ -109,6 +109,8 @@ def record_hits(hits: Sequence[RollupHit], *, now: datetime) -> list[int]:
 def _grow_in_app(window: RollupWindow, group: Sequence[RollupHit]) -> None:
     """The in-app side of a window is one notification whose count grows."""
     hit = group[0]
+    if hit.recipient_id is None:
+        return
     key = f"rollup:{window.pk}:{hit.recipient_id}"
     updated = Notification.objects.filter(dedup_key=key).update(
         count=F("count") + len(group), last_seen_at=window.last_event_at

@@ -264,13 +264,10 @@ def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
 
 # --- preferences ------------------------------------------------------------------------
 
-PREFERENCE_CHANNELS: tuple[str, ...] = (
-    Channel.IN_APP,
-    Channel.EMAIL,
-    Channel.SLACK,
-    Channel.TELEGRAM,
+PREFERENCE_CHANNELS: tuple[str, ...] = tuple(
+    c.value for c in (Channel.IN_APP, Channel.EMAIL, Channel.SLACK, Channel.TELEGRAM)
 )
-CRITICAL: frozenset[tuple[str, str]] = frozenset({(Category.ALERT, Channel.IN_APP)})
+CRITICAL: frozenset[tuple[str, str]] = frozenset({(Category.ALERT.value, Channel.IN_APP.value)})
 """(category, channel) switches that stay on: alerts on your data always reach the center."""
 
 

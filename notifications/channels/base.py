@@ -44,7 +44,9 @@ class Message:
     """What to say, channel-neutral. Channels render it within their own limits.
 
     ``lines`` are the items of a summary (rolled-up samples, digest entries); ``count`` is
-    how many events the message stands for (1 for a single notification).
+    how many events the message stands for (1 for a single notification). ``html`` and
+    ``text``, when given, are a long-form rendering (a digest) that email uses instead of
+    its own layout; short channels ignore them.
     """
 
     title: str
@@ -56,6 +58,8 @@ class Message:
     team_name: str = ""
     unsubscribe_url: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    html: str = ""
+    text: str = ""
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,8 @@ def build_email(
 ) -> EmailMultiAlternatives:
     """The mail for one recipient: text body, HTML alternative, ``Message-ID`` set up front
     (it becomes the outcome's ``provider_id``) and the one-click unsubscribe headers
-    (RFC 8058) when the message has an unsubscribe URL."""
+    (RFC 8058) when the message has an unsubscribe URL. A message that brings its own
+    ``text``/``html`` (a digest) is sent as rendered."""
     context = render_context(message, limits)
     headers: dict[str, str] = {"Message-ID": make_msgid(domain=DNS_NAME)}
     headers.update(message.headers)
@@ -79,12 +80,12 @@ def build_email(
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail = EmailMultiAlternatives(
         subject=subject_for(message, limits),
-        body=render_to_string(TEXT_TEMPLATE, context),
+        body=message.text or render_to_string(TEXT_TEMPLATE, context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[destination.address],
         headers=headers,
     )
-    mail.attach_alternative(render_to_string(HTML_TEMPLATE, context), "text/html")
+    mail.attach_alternative(message.html or render_to_string(HTML_TEMPLATE, context), "text/html")
     return mail
 
 

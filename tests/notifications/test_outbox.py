@@ -70,3 +70,15 @@ def test_an_edit_while_kafka_is_down_arrives_once_kafka_is_back(team, member_of,
     drain(expected=2)
     note = Notification.objects.get(recipient=owner)
     assert "Churn (monthly)" in note.title
+
+
+def test_a_transaction_with_many_activity_rows_nudges_the_relay_once(team, member_of):
+    from notifications.outbox import nudge_relay
+
+    owner = member_of(team)
+    with transaction.atomic(), acting_as(owner):
+        for i in range(5):
+            InsightFactory(team=team, created_by=owner, name=f"i{i}")
+        pending = transaction.get_connection().run_on_commit
+        assert [c for _, c, *_ in pending if c is nudge_relay] == [nudge_relay]
+    assert Outbox.objects.filter(published_at__isnull=False).count() == 5
