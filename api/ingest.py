@@ -38,6 +38,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.permissions import IngestRateThrottle
 from notifications.events import MAX_NAME_LENGTH, Event, InvalidEvent, Source, parse_timestamp
 from notifications.stream import PublishFailed, publish_events
 from workspace.models import Team
@@ -270,6 +271,8 @@ class IngestView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
     parser_classes = [BoundedJSONParser]
+    # Per client IP; the rate is REST_FRAMEWORK's "ingest" throttle rate.
+    throttle_classes = [IngestRateThrottle]
 
     @extend_schema(
         summary="Ingest a batch of analytics events",

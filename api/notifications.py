@@ -1,15 +1,34 @@
-"""The in-app notification list and its read state, for the caller only."""
+"""The in-app notification list and what a person does with it, for the caller only:
+read, seen (the badge), archive, "why am I seeing this", "mute this trigger".
+
+A notification that is not the caller's does not exist for them (404). ``unread_count``
+carries an ``ETag`` built from the count and the newest row, so the page can poll it with
+``If-None-Match`` and get ``304 Not Modified`` until something changes.
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+import hashlib
+
+from django.utils import timezone
+from django.utils.http import parse_etags, quote_etag
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from api.errors import FIELD_ERRORS, FlatErrorsMixin
+from api.permissions import teams_of
 from notifications import services
-from notifications.models import Notification
+from notifications.models import Category, Notification
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -36,6 +55,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "read_at",
             "seen_at",
             "archived_at",
+            "snoozed_until",
         ]
         read_only_fields = fields
 
@@ -45,50 +65,248 @@ class NewestFirst(CursorPagination):
     page_size = 50
 
 
-class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class WhyTriggerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    config = serializers.JSONField()
+
+
+class WhyEventSerializer(serializers.Serializer):
+    id = serializers.UUIDField(allow_null=True)
+    name = serializers.CharField(allow_blank=True)
+
+
+class WhySerializer(serializers.Serializer):
+    """Why the caller sees a notification: the trigger (null for built-in activity,
+    announcements, and triggers deleted or in a team the caller left), its rule as one
+    sentence, the event that fired it, and the recipient reason stored with the row."""
+
+    trigger = WhyTriggerSerializer(allow_null=True)
+    rule = serializers.CharField()
+    event = WhyEventSerializer()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class MutedSerializer(serializers.Serializer):
+    trigger = serializers.IntegerField()
+    muted = serializers.BooleanField()
+
+
+NOT_FOUND = OpenApiResponse(description="Not one of the caller's notifications.")
+NO_CONTENT = OpenApiResponse(description="Done (also when it already was).")
+UNREAD = inline_serializer("UnreadCount", {"unread": serializers.IntegerField()})
+MARKED = inline_serializer("Marked", {"marked": serializers.IntegerField()})
+
+
+def _flag(params, name: str) -> bool:
+    value = params.get(name, "")
+    if value in ("", "false", "0"):
+        return False
+    if value in ("true", "1"):
+        return True
+    raise ValidationError({name: ["must be true or false"]})
+
+
+def _int_param(params, name: str) -> int | None:
+    value = params.get(name, "")
+    if value == "":
+        return None
+    if not value.isdigit():
+        raise ValidationError({name: ["must be an id"]})
+    return int(value)
+
+
+def unread_etag(state: services.UnreadState, user_id: int) -> str:
+    digest = hashlib.sha256(f"{user_id}:{state.version}".encode()).hexdigest()[:32]
+    return quote_etag(f"unread-{digest}")
+
+
+@extend_schema_view(
+    read=extend_schema(request=None, responses={204: NO_CONTENT, 404: NOT_FOUND}),
+    seen=extend_schema(request=None, responses={204: NO_CONTENT, 404: NOT_FOUND}),
+    archive=extend_schema(request=None, responses={204: NO_CONTENT, 404: NOT_FOUND}),
+)
+class NotificationViewSet(FlatErrorsMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The caller's notifications, newest first; see the module docstring."""
+
     serializer_class = NotificationSerializer
     pagination_class = NewestFirst
 
     def get_queryset(self):
-        inbox = services.notification_inbox(user=self.request.user).select_related("team")
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return Notification.objects.none()
         params = self.request.query_params
-        if params.get("unread") == "true":
+        user = self.request.user
+        inbox = (
+            services.notification_inbox(user=user).filter(archived_at__isnull=False)
+            if _flag(params, "archived")
+            else services.notification_visible(user=user)
+        ).select_related("team")
+        if _flag(params, "unread"):
             inbox = inbox.filter(read_at__isnull=True)
-        if params.get("team"):
-            inbox = inbox.filter(team_id=params["team"])
-        if params.get("category"):
-            inbox = inbox.filter(category=params["category"])
-        archived = params.get("archived") == "true"
-        return inbox.filter(archived_at__isnull=not archived)
+        if (team := _int_param(params, "team")) is not None:
+            inbox = inbox.filter(team_id=team)
+        if category := params.get("category"):
+            if category not in Category.values:
+                raise ValidationError(
+                    {"category": [f"unknown category; use one of {', '.join(Category.values)}"]}
+                )
+            inbox = inbox.filter(category=category)
+        return inbox
+
+    def _id(self) -> int:
+        value = str(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        if not value.isdigit():
+            raise NotFound()
+        return int(value)
 
     @extend_schema(
         parameters=[
             OpenApiParameter("unread", bool),
             OpenApiParameter("team", int),
-            OpenApiParameter("category", str),
+            OpenApiParameter("category", str, enum=Category.values),
             OpenApiParameter("archived", bool),
-        ]
+        ],
+        responses={200: NotificationSerializer(many=True), 400: FIELD_ERRORS},
     )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
-        responses=inline_serializer("UnreadCount", {"unread": serializers.IntegerField()})
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The ETag of the last answer; 304 while it still holds.",
+            ),
+            OpenApiParameter(
+                "ETag",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200, 304],
+                description="Changes when the count or the newest notification changes.",
+            ),
+        ],
+        responses={
+            200: UNREAD,
+            304: OpenApiResponse(description="Unchanged since the ETag sent."),
+        },
     )
     @action(detail=False, methods=["get"])
     def unread_count(self, request):
-        return Response({"unread": services.notification_unread_count(user=request.user)})
+        state = services.notification_unread_state(user=request.user)
+        etag = unread_etag(state, request.user.pk)
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        sent = parse_etags(request.headers.get("If-None-Match", ""))
+        if etag in sent or "*" in sent or f"W/{etag}" in sent:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response({"unread": state.unread}, headers=headers)
 
-    @extend_schema(request=None, responses={204: None, 404: None})
-    @action(detail=True, methods=["post"])
-    def read(self, request, pk=None):
-        if not services.notification_mark_read(user=request.user, notification_id=int(pk)):
-            return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+    def _done(self, found: bool) -> Response:
+        if not found:
+            raise NotFound()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(
-        request=None, responses=inline_serializer("ReadAll", {"marked": serializers.IntegerField()})
-    )
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):
+        return self._done(
+            services.notification_mark_read(user=request.user, notification_id=self._id())
+        )
+
+    @extend_schema(request=None, responses=MARKED)
     @action(detail=False, methods=["post"])
     def read_all(self, request):
         return Response({"marked": services.notification_mark_all_read(user=request.user)})
+
+    @action(detail=True, methods=["post"])
+    def seen(self, request, pk=None):
+        return self._done(
+            services.notification_mark_seen(user=request.user, notification_id=self._id())
+        )
+
+    @extend_schema(
+        request=None,
+        responses=MARKED,
+        description="Mark everything seen: what opening the bell does.",
+    )
+    @action(detail=False, methods=["post"])
+    def seen_all(self, request):
+        return Response({"marked": services.notification_mark_all_seen(user=request.user)})
+
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        return self._done(
+            services.notification_archive(user=request.user, notification_id=self._id())
+        )
+
+    @extend_schema(
+        request=inline_serializer(
+            "SnoozeRequest", {"until": serializers.DateTimeField(allow_null=True)}
+        ),
+        responses={204: NO_CONTENT, 400: None, 404: NOT_FOUND},
+        description="Hide the notification until a time; `null` brings it back now.",
+    )
+    @action(detail=True, methods=["post"])
+    def snooze(self, request, pk=None):
+        field = serializers.DateTimeField(allow_null=True)
+        if "until" not in request.data:
+            raise ValidationError({"until": ["is required (an ISO 8601 time, or null)"]})
+        until = field.run_validation(request.data["until"])
+        if until is not None and until <= timezone.now():
+            raise ValidationError({"until": ["must be in the future"]})
+        return self._done(
+            services.notification_snooze(user=request.user, notification_id=self._id(), until=until)
+        )
+
+    @extend_schema(responses={200: WhySerializer, 404: NOT_FOUND})
+    @action(detail=True, methods=["get"])
+    def why(self, request, pk=None):
+        explanation = services.notification_explain(
+            user=request.user,
+            notification_id=self._id(),
+            visible_team_ids=teams_of(request.user).values_list("id", flat=True),
+        )
+        if explanation is None:
+            raise NotFound()
+        notification, trigger = explanation.notification, explanation.trigger
+        data = {
+            "trigger": (
+                {
+                    "id": trigger.pk,
+                    "name": trigger.name,
+                    "kind": trigger.kind,
+                    "config": trigger.config,
+                }
+                if trigger
+                else None
+            ),
+            "rule": explanation.rule,
+            "event": {"id": notification.event_id, "name": notification.event_name},
+            "reason": notification.reason,
+        }
+        return Response(WhySerializer(data).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: MutedSerializer,
+            400: FIELD_ERRORS,
+            404: NOT_FOUND,
+        },
+        description="Stop the trigger behind this notification from reaching the caller "
+        "(unsubscribe them). 400 when there is no trigger, or the caller owns it and is its "
+        "only recipient (disable or snooze the trigger instead).",
+    )
+    @action(detail=True, methods=["post"])
+    def mute_trigger(self, request, pk=None):
+        try:
+            trigger = services.notification_mute_trigger(
+                user=request.user, notification_id=self._id()
+            )
+        except services.NotificationActionRefused as exc:
+            raise ValidationError({"trigger": [str(exc)]}) from None
+        if trigger is None:
+            raise NotFound()
+        return Response({"trigger": trigger.pk, "muted": True})

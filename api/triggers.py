@@ -9,7 +9,7 @@ Who may do what:
 - a trigger in a team the caller does not belong to does not exist for them (404), and
   ``team`` only accepts the caller's teams (400).
 
-Validation errors (400) have one shape everywhere in this endpoint: a flat object whose
+Validation errors (400) have the API's one shape (:mod:`api.errors`): a flat object whose
 keys are paths into the request body and whose values are lists of messages::
 
     {"config.filters[0].operator": ["unknown operator 'like'; use one of exact, …"],
@@ -34,14 +34,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import permissions, serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
+from api.errors import FIELD_ERRORS, FlatErrorsMixin
 from api.permissions import CallerTeamField, TeamScopedViewSet
 from notifications.models import Channel, Trigger, TriggerKind
 from notifications.triggers import (
@@ -53,7 +52,6 @@ from notifications.triggers import (
 )
 from workspace.models import Membership, Role
 
-NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
 DEFAULT_CHANNELS = ({"type": Channel.IN_APP},)
 DEFAULT_DELIVERY = {"mode": "instant"}
@@ -61,35 +59,6 @@ MIN_WINDOW_SECONDS = 10
 MAX_WINDOW_SECONDS = 86_400
 MAX_TEST_EVENTS = 100
 SLACK_TARGET = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
-
-
-def flat_errors(detail: Any, path: str = "") -> dict[str, list[Any]]:
-    """DRF's nested error detail as ``{"channels[1].type": [message, …]}``.
-
-    Dict keys join with ``.``, list positions (a ListSerializer's list, a ListField's
-    ``{index: …}``) become ``[i]``, and a nested ``non_field_errors`` folds into its parent's
-    path, so every key points at the part of the body that is wrong.
-    """
-    flat: dict[str, list[Any]] = {}
-
-    def add(sub: str, value: Any) -> None:
-        for key, messages in flat_errors(value, sub).items():
-            flat.setdefault(key, []).extend(messages)
-
-    if isinstance(detail, Mapping):
-        for key, value in detail.items():
-            if key == NON_FIELD and path:
-                add(path, value)
-            elif isinstance(key, int):
-                add(f"{path}[{key}]", value)
-            else:
-                add(f"{path}.{key}" if path else str(key), value)
-        return flat
-    if isinstance(detail, list) and any(isinstance(item, Mapping | list) for item in detail):
-        for index, item in enumerate(detail):
-            add(f"{path}[{index}]", item)
-        return flat
-    return {path or NON_FIELD: list(detail) if isinstance(detail, list) else [detail]}
 
 
 def _choices_message(noun: str, choices: Iterable[str]) -> str:
@@ -102,8 +71,10 @@ def _choices_message(noun: str, choices: Iterable[str]) -> str:
 class TriggerChannelSerializer(serializers.Serializer):
     """One destination: ``{"type": "slack", "target": "#alerts"}``.
 
-    ``target`` is the Slack channel (required for Slack), an email address overriding the
-    subscriber's own, or the name of a configured webhook/Telegram channel.
+    ``target`` is where the message goes: the Slack channel (required for Slack), a fixed
+    email address instead of each subscriber's own, the webhook URL, or the Telegram chat
+    id. Credentials (bot token, signing secret) come from the organization's channel of
+    that type (``/api/channels/``).
     """
 
     type = serializers.ChoiceField(
@@ -227,6 +198,19 @@ class TriggerSerializer(serializers.ModelSerializer):
 
     def validate_delivery(self, delivery):
         return dict(delivery)
+
+    def to_internal_value(self, data):
+        """Report config errors together with field errors, so a form learns everything
+        wrong with one submit (DRF skips ``validate`` when a field fails)."""
+        try:
+            return super().to_internal_value(data)
+        except ValidationError as exc:
+            errors = dict(exc.detail) if isinstance(exc.detail, dict) else {}
+            kind = data.get("kind", self.instance.kind if self.instance else None)
+            config = data.get("config", self.instance.config if self.instance else {})
+            if "kind" not in errors and "config" not in errors and isinstance(config, dict):
+                errors.update(config_errors(kind, config))
+            raise ValidationError(errors) from exc
 
     def validate(self, attrs):
         trigger = self.instance
@@ -389,19 +373,13 @@ class CanEditTrigger(permissions.BasePermission):
         return can_edit_trigger(request.user, obj)
 
 
-FIELD_ERRORS = OpenApiResponse(
-    response=OpenApiTypes.OBJECT,
-    description='Field errors keyed by body path: {"channels[1].type": ["unknown …"]}.',
-)
-
-
 @extend_schema_view(
     create=extend_schema(responses={201: TriggerSerializer, 400: FIELD_ERRORS}),
     update=extend_schema(responses={200: TriggerSerializer, 400: FIELD_ERRORS, 403: None}),
     partial_update=extend_schema(responses={200: TriggerSerializer, 400: FIELD_ERRORS, 403: None}),
     destroy=extend_schema(responses={204: None, 403: None}),
 )
-class TriggerViewSet(TeamScopedViewSet):
+class TriggerViewSet(FlatErrorsMixin, TeamScopedViewSet):
     """Triggers in the caller's teams. See the module docstring for permissions and the
     shape of validation errors."""
 
@@ -412,11 +390,6 @@ class TriggerViewSet(TeamScopedViewSet):
     )
     serializer_class = TriggerSerializer
     permission_classes = [permissions.IsAuthenticated, CanEditTrigger]
-
-    def handle_exception(self, exc):
-        if isinstance(exc, ValidationError):
-            exc = ValidationError(flat_errors(exc.detail))
-        return super().handle_exception(exc)
 
     def perform_create(self, serializer):
         serializer.save(owner=self.request.user)

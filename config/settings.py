@@ -118,15 +118,24 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"ingest": "600/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "notiflow API",
     "DESCRIPTION": "Triggers, in-app notifications, preferences, deliveries and digests.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "notifications.models.Channel",
+        "ChannelConfigTypeEnum": "api.channels.CHANNEL_CONFIG_TYPES",
+    },
 }
 
 REDIS_URL = env.REDIS_URL.get()
+# Shared by every process: throttle counters and cached state must not live per process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_SERIALIZER = "json"

@@ -73,30 +73,29 @@ def delivery_claim(*, delivery_id: int, now: datetime) -> Delivery | None:
     return Delivery.objects.select_related("team", "team__organization").get(pk=delivery_id)
 
 
-def _destination(delivery: Delivery) -> Destination:
-    if delivery.channel not in ORG_CHANNELS:
-        if not delivery.destination:
-            raise ChannelNotConfigured(f"no address for {delivery.channel}")
-        return Destination(address=delivery.destination)
+def channel_destination(*, organization, channel: str, address: str) -> Destination:
+    """Where a message on ``channel`` goes for ``organization``: email and other per-person
+    channels need only the address; Slack, webhooks and Telegram take the org's enabled
+    channel settings with the secret decrypted. Raises :class:`ChannelNotConfigured` with
+    the reason when the org has none (or it was turned off)."""
+    if channel not in ORG_CHANNELS:
+        if not address:
+            raise ChannelNotConfigured(f"no address for {channel}")
+        return Destination(address=address)
     config = (
-        ChannelConfig.objects.filter(
-            organization_id=delivery.team.organization_id, type=delivery.channel
-        )
+        ChannelConfig.objects.filter(organization=organization, type=channel)
         .order_by("-enabled", "id")
         .first()
     )
     if config is None:
-        raise ChannelNotConfigured(
-            f"{delivery.channel} is not configured for {delivery.team.organization.name}"
-        )
+        raise ChannelNotConfigured(f"{channel} is not configured for {organization.name}")
     if not config.enabled:
         raise ChannelNotConfigured(f"{config} is disabled: {config.disabled_reason}")
-    secret_key = {"slack": "bot_token", "telegram": "bot_token", "webhook": "secret"}[
-        delivery.channel
-    ]
+    secret_key = {"slack": "bot_token", "telegram": "bot_token", "webhook": "secret"}[channel]
     settings = {**config.config, secret_key: decrypt(config.secret_encrypted)}
-    address = delivery.destination or str(config.config.get("default_target", ""))
-    return Destination(address=address, settings=settings)
+    return Destination(
+        address=address or str(config.config.get("default_target", "")), settings=settings
+    )
 
 
 def message_for(delivery: Delivery) -> Message:
@@ -131,7 +130,11 @@ def delivery_send(
     if delivery is None:
         return None
     try:
-        destination = _destination(delivery)
+        destination = channel_destination(
+            organization=delivery.team.organization,
+            channel=delivery.channel,
+            address=delivery.destination,
+        )
     except ChannelNotConfigured as exc:
         Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now

@@ -28,6 +28,8 @@ class Category(models.TextChoices):
     ACTIVITY = "activity", "Activity on your work"
     SUBSCRIPTION = "subscription", "Subscriptions"
     ANNOUNCEMENT = "announcement", "Announcements"
+    DIGEST = "digest", "Digests (per-user and the weekly organization digest)"
+    PERSONAL_DIRECT = "personal-direct", "Direct to you (never in a digest)"
 
 
 class Trigger(models.Model):
@@ -109,6 +111,9 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(
+        null=True, blank=True, help_text="Hidden from the inbox until then."
+    )
 
     class Meta:
         ordering = ["-last_seen_at", "-id"]

@@ -18,7 +18,7 @@ from itertools import islice
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Min, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from notifications.models import (
@@ -36,12 +36,27 @@ from workspace.models import Membership, UserProfile
 
 
 def notification_inbox(*, user) -> QuerySet[Notification]:
-    return Notification.objects.filter(recipient=user)
+    """The user's notifications from teams they still belong to."""
+    return Notification.objects.filter(
+        recipient=user,
+        team_id__in=Membership.objects.filter(user=user).values("team_id"),
+    )
+
+
+def notification_visible(*, user, now: datetime | None = None) -> QuerySet[Notification]:
+    """The inbox as the list and the badge show it: not archived, not snoozed."""
+    awake = Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now or timezone.now())
+    return notification_inbox(user=user).filter(awake, archived_at__isnull=True)
 
 
 def notification_unread_count(*, user) -> int:
-    return (
-        notification_inbox(user=user).filter(read_at__isnull=True, archived_at__isnull=True).count()
+    return notification_visible(user=user).filter(read_at__isnull=True).count()
+
+
+def notification_snooze(*, user, notification_id: int, until: datetime | None) -> bool:
+    """Hide one notification until ``until`` (None wakes it); False if it is not theirs."""
+    return bool(
+        notification_inbox(user=user).filter(pk=notification_id).update(snoozed_until=until)
     )
 
 

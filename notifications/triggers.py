@@ -75,15 +75,16 @@ class DeliverySpec:
 
 @dataclass(frozen=True)
 class ChannelSpec:
-    """One channel of a trigger: ``in_app`` and ``email`` go to each recipient; ``slack``,
-    ``webhook`` and ``telegram`` go to ``target`` (a #channel, a URL, a chat id)."""
+    """One channel of a trigger: ``in_app``, and ``email`` without a target, go to each
+    recipient; ``slack``, ``webhook``, ``telegram`` and an email with a target go to
+    ``target`` (a #channel, a URL, a chat id, an address)."""
 
     type: str
     target: str = ""
 
     @property
     def per_recipient(self) -> bool:
-        return self.type in ("in_app", "email")
+        return self.type == "in_app" or (self.type == "email" and not self.target)
 
 
 IN_APP_ONLY = (ChannelSpec("in_app"),)

@@ -28,3 +28,11 @@ ensure_venv() {
   fi
   export PATH="$VENV/bin:$PATH"
 }
+
+# Debian's Chromium for the browser tests (Playwright drives it; it cannot download one).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  say "installing Debian's chromium for the browser tests"
+  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } ||
+    die "scripts: cannot install chromium with apt-get (needed by tests/frontend)"
+}

@@ -77,3 +77,18 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def pytest_configure(config):
+    """Hash test passwords with a fast hasher: factories create many users."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters live in the (Redis) cache; no test inherits another's."""
+    from django.core.cache import cache
+
+    cache.clear()

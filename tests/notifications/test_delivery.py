@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import rollup, stream
-from notifications.delivery import DISABLE_AFTER_FAILURES, delivery_send
+from notifications.delivery import DISABLE_AFTER_FAILURES, RETRY, delivery_send
 from notifications.models import (
     ChannelConfig,
     Delivery,
@@ -35,43 +35,60 @@ def slack_config(team, token="xoxb-notiflow-test"):
     )
 
 
-def test_a_burst_of_1000_becomes_one_slack_summary_and_one_in_app_row(
-    team, member_of, drain, slack_server
+def test_a_burst_of_1000_ingested_events_becomes_one_message_per_destination(
+    team, member_of, drain, slack_server, smtp_server, api_client
 ):
-    alice, bob = member_of(team), member_of(team)
+    alice = member_of(team, email="alice@example.com")
+    bob = member_of(team, email="bob@example.com")
     slack_config(team)
     trigger = TriggerFactory(
         team=team,
         owner=alice,
         name="Checkout errors",
         config={"event": "checkout_error"},
-        channels=[{"type": "in_app"}, {"type": "slack", "target": "#alerts"}],
-        delivery={"mode": "rollup", "window_seconds": 60},
+        channels=[{"type": "in_app"}, {"type": "email"}, {"type": "slack", "target": "#alerts"}],
+        delivery={"mode": "rollup", "window_seconds": 10},
         subscribers=[alice, bob],
     )
-    stream.publish_events(checkout_errors(team, range(1000)))
+    stream.ensure_topics()
+    for start in range(0, 1000, 100):
+        batch = [
+            {"event": "checkout_error", "distinct_id": f"u{i}", "properties": {"amount": i}}
+            for i in range(start, start + 100)
+        ]
+        response = api_client.post(
+            "/api/ingest/", {"api_key": team.api_token, "batch": batch}, format="json"
+        )
+        assert response.status_code == 202
     drain(expected=1000)
 
-    assert slack_server.posts == []  # nothing goes out while the window is open
+    assert slack_server.posts == [] and smtp_server.messages == []  # the window is open
     for user in (alice, bob):
         [row] = Notification.objects.filter(recipient=user, trigger=trigger)
         assert row.count == 1000
-    slack_window = RollupWindow.objects.get(channel="slack")
-    assert slack_window.count == 1000
-    assert len(slack_window.samples) == 5
+    assert sorted(RollupWindow.objects.values_list("channel", "count")) == [
+        ("email", 1000),
+        ("email", 1000),
+        ("in_app", 1000),
+        ("in_app", 1000),
+        ("slack", 1000),
+    ]
 
-    later = timezone.now() + timedelta(seconds=61)
-    for delivery_id in rollup.flush_due(now=later):
-        deliver(delivery_id)
-    for delivery_id in rollup.flush_due(now=later):  # a second flush finds nothing
-        deliver(delivery_id)
+    later = timezone.now() + timedelta(seconds=11)
+    for _ in range(2):  # a second flush (beat running twice) finds nothing more
+        for delivery_id in rollup.flush_due(now=later):
+            deliver(delivery_id)
     flush_rollups()
 
-    assert len(slack_server.posts) == 1
-    post = slack_server.posts[0]
+    [post] = slack_server.posts
     assert post.channel == "#alerts"
     assert "checkout_error seen 1,000 times between" in post.text
-    assert Delivery.objects.get().status == DeliveryStatus.SENT
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [
+        "alice@example.com",
+        "bob@example.com",
+    ]
+    assert "seen 1,000 times" in smtp_server.messages[0].message["Subject"]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SENT}
 
 
 def test_instant_email_goes_once_per_recipient_with_one_click_unsubscribe(
@@ -105,7 +122,7 @@ def test_instant_email_goes_once_per_recipient_with_one_click_unsubscribe(
     assert len(smtp_server.messages) == 1
 
 
-def test_slack_429_is_retried_after_retry_after_without_blocking(team, slack_server):
+def test_slack_429s_are_retried_after_retry_after_and_the_message_arrives_once(team, slack_server):
     slack_config(team)
     delivery = Delivery.objects.create(
         idempotency_key="k1",
@@ -114,18 +131,69 @@ def test_slack_429_is_retried_after_retry_after_without_blocking(team, slack_ser
         team=team,
         message={"title": "hello"},
     )
-    slack_server.rate_limit_next(retry_after=30)
+    slack_server.rate_limit_next(retry_after=2, times=2)
     now = timezone.now()
-    result = delivery_send(delivery_id=delivery.pk, now=now)
-    assert result.status == DeliveryStatus.QUEUED and result.retry_in == 30
+    for _ in range(2):
+        result = delivery_send(delivery_id=delivery.pk, now=now)
+        assert (result.status, result.retry_in) == (DeliveryStatus.QUEUED, 2)
+        assert delivery_send(delivery_id=delivery.pk, now=now + timedelta(seconds=1)) is None
+        now += timedelta(seconds=2)
+    assert delivery_send(delivery_id=delivery.pk, now=now).status == DeliveryStatus.SENT
     delivery.refresh_from_db()
-    assert delivery.next_retry_at == now + timedelta(seconds=30)
-    assert delivery_send(delivery_id=delivery.pk, now=now + timedelta(seconds=5)) is None
-    assert delivery_send(delivery_id=delivery.pk, now=now + timedelta(seconds=31)).status == "sent"
-    # Slack saw the rate-limited attempt and the accepted one; no third call.
-    assert [p.channel for p in slack_server.posts] == ["#alerts", "#alerts"]
-    delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 3)
+    assert delivery.last_error == ""
+    assert len(slack_server.posts) == 3  # two answered 429, one accepted: one message
+
+
+def test_smtp_down_once_is_retried_and_down_for_good_fails_while_slack_goes_through(
+    team, member_of, smtp_server, slack_server, settings
+):
+    slack_config(team)
+    user = member_of(team, email="carol@example.com")
+
+    def email_delivery(key):
+        return Delivery.objects.create(
+            idempotency_key=key,
+            channel="email",
+            destination="carol@example.com",
+            team=team,
+            recipient=user,
+            message={"title": "Checkout errors", "category": "alert"},
+        )
+
+    working_port = settings.EMAIL_PORT
+    settings.EMAIL_PORT = 1  # nothing listens: connection refused
+    first = email_delivery("smtp-once")
+    now = timezone.now()
+    result = delivery_send(delivery_id=first.pk, now=now)
+    assert result.status == DeliveryStatus.QUEUED
+    settings.EMAIL_PORT = working_port
+    assert (
+        delivery_send(delivery_id=first.pk, now=now + timedelta(seconds=result.retry_in + 1)).status
+        == DeliveryStatus.SENT
+    )
+    assert len(smtp_server.messages) == 1
+
+    settings.EMAIL_PORT = 1
+    doomed = email_delivery("smtp-never")
+    slack = Delivery.objects.create(
+        idempotency_key="slack-ok",
+        channel="slack",
+        destination="#alerts",
+        team=team,
+        message={"title": "Checkout errors"},
+    )
+    when = timezone.now()
+    while (
+        result := delivery_send(delivery_id=doomed.pk, now=when)
+    ).status == DeliveryStatus.QUEUED:
+        when += timedelta(seconds=result.retry_in + 1)
+    doomed.refresh_from_db()
+    assert doomed.status == DeliveryStatus.FAILED
+    assert doomed.attempts == RETRY.max_attempts
+    assert "smtp" in doomed.last_error.lower()
+    assert delivery_send(delivery_id=slack.pk).status == DeliveryStatus.SENT
+    assert len(slack_server.posts) == 1
 
 
 def test_an_unconfigured_channel_is_skipped_and_the_others_still_go(

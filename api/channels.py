@@ -1,0 +1,276 @@
+"""``/api/channels/``: an organization's Slack workspace, webhook or Telegram bot.
+
+Who may do what: members of the organization list and read its channels; only its admins
+(admin/owner of any of its teams) create, change or delete them (403 for other members).
+Another organization's channels do not exist for the caller (404), and ``organization``
+only takes the caller's organizations (400).
+
+The body::
+
+    {"type": "slack", "name": "Acme Slack", "organization": 1,
+     "config": {"default_target": "#alerts"}, "secret": "xoxb-…"}
+
+``secret`` is write-only — the Slack or Telegram bot token, or the webhook signing secret
+— stored encrypted and never returned; responses say ``"has_secret": true``. A secret
+sent inside ``config`` under its own name (``bot_token``, ``secret``) is moved out of it,
+so it is never stored in clear. Settings per type:
+
+- ``slack``: ``default_target`` (a ``#channel`` or channel id) for triggers that name none;
+  the bot token is required.
+- ``telegram``: ``default_target`` (a chat id); the bot token is required.
+- ``webhook``: ``url`` (http or https), stored as ``default_target`` like the others (the
+  sender reads that name; responses show both). Without a secret one is generated and
+  returned once, as ``secret_shown_once`` in the create response.
+
+Leaving ``secret`` out of an update keeps the stored one. Errors use the flat shape of
+:mod:`api.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import permissions, serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from api.errors import FIELD_ERRORS, FlatErrorsMixin
+from api.permissions import (
+    CallerOrganizationField,
+    IsOrgAdminOrReadOnly,
+    OrgScopedViewSet,
+    is_org_admin,
+)
+from notifications import services
+from notifications.models import Channel, ChannelConfig
+
+SLACK_TARGET = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
+TELEGRAM_CHAT = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
+SLACK_TOKEN = re.compile(r"^xox[a-z]-[A-Za-z0-9-]+$")
+TELEGRAM_TOKEN = re.compile(r"^[0-9]{3,}:[A-Za-z0-9_-]{20,}$")
+MIN_WEBHOOK_SECRET = 16
+CONFIG_KEYS = {
+    Channel.SLACK: ("default_target",),
+    Channel.TELEGRAM: ("default_target",),
+    Channel.WEBHOOK: ("url", "default_target"),
+}
+CHANNEL_CONFIG_TYPES = ChannelConfig._meta.get_field("type").choices
+"""The types a channel row may have (for ``ENUM_NAME_OVERRIDES``: ``ChannelConfigTypeEnum``)."""
+SECRET_REQUIRED = frozenset({Channel.SLACK, Channel.TELEGRAM})
+FORBIDDEN = OpenApiResponse(description="The caller is not an admin of the organization.")
+
+
+def _config_errors(kind: str, config: dict[str, Any]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    allowed = CONFIG_KEYS[kind]
+    for key in config:
+        if key not in allowed:
+            errors[f"config.{key}"] = [f"unknown setting for {kind}; use " + ", ".join(allowed)]
+    target = config.get("default_target")
+    if target is not None and not isinstance(target, str):
+        errors["config.default_target"] = ["must be a string"]
+    elif target and kind == Channel.SLACK and not SLACK_TARGET.match(target):
+        errors["config.default_target"] = [
+            "slack needs a channel like '#alerts' or a channel id like 'C0123ABC'"
+        ]
+    elif target and kind == Channel.TELEGRAM and not TELEGRAM_CHAT.match(target):
+        errors["config.default_target"] = ["must be a chat id like -1001234567890 or @channel"]
+    if kind == Channel.WEBHOOK:
+        url = config.get("url", config.get("default_target"))
+        try:
+            if not isinstance(url, str):
+                raise DjangoValidationError("missing")
+            URLValidator(schemes=["http", "https"])(url)
+        except DjangoValidationError:
+            errors["config.url"] = ["a webhook needs an http(s) URL"]
+        if config.get("url") and target and target != config["url"]:
+            errors["config.default_target"] = ["must equal url (or be left out)"]
+    return errors
+
+
+def _secret_error(kind: str, secret: str) -> str | None:
+    if kind == Channel.SLACK and not SLACK_TOKEN.match(secret):
+        return "must be a Slack bot token (xoxb-…)"
+    if kind == Channel.TELEGRAM and not TELEGRAM_TOKEN.match(secret):
+        return "must be a Telegram bot token (123456:ABC…)"
+    if kind == Channel.WEBHOOK and len(secret) < MIN_WEBHOOK_SECRET:
+        return f"must be at least {MIN_WEBHOOK_SECRET} characters"
+    return None
+
+
+class ChannelConfigSerializer(serializers.ModelSerializer):
+    organization = CallerOrganizationField()
+    config = serializers.JSONField(required=False, help_text="Settings that are not secret.")
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=500,
+        help_text="Bot token or signing secret; write-only, never returned.",
+    )
+    has_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChannelConfig
+        fields = [
+            "id",
+            "type",
+            "name",
+            "organization",
+            "config",
+            "secret",
+            "has_secret",
+            "enabled",
+            "disabled_reason",
+            "consecutive_failures",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "disabled_reason",
+            "consecutive_failures",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        validators: list = []  # the (organization, type, name) check below says which name
+        extra_kwargs = {
+            "type": {
+                "error_messages": {
+                    "invalid_choice": "unknown channel type '{input}'; use one of "
+                    + ", ".join(CONFIG_KEYS)
+                }
+            }
+        }
+
+    def get_has_secret(self, channel_config: ChannelConfig) -> bool:
+        return bool(channel_config.secret_encrypted)
+
+    def to_representation(self, channel_config):
+        data = super().to_representation(channel_config)
+        config = dict(data.get("config") or {})
+        if channel_config.type == Channel.WEBHOOK and "default_target" in config:
+            config["url"] = config["default_target"]
+        data["config"] = config
+        return data
+
+    def validate(self, attrs):
+        current = self.instance
+        errors: dict[str, list[str]] = {}
+        for name in ("type", "organization"):
+            if current is not None and name in attrs and attrs[name] != getattr(current, name):
+                errors[name] = [f"cannot change; create a new channel instead ({name})"]
+        if errors:
+            raise ValidationError(errors)
+        kind = attrs.get("type", current.type if current else None)
+        organization = attrs.get("organization", current.organization if current else None)
+        if kind is None or organization is None:
+            return attrs  # "required" errors already name them
+        if "config" in attrs and not isinstance(attrs["config"], dict):
+            raise ValidationError({"config": ["must be an object"]})
+        config_given = "config" in attrs or current is None
+        config = dict(attrs.get("config", current.config if current else {}) or {})
+        secret_key = services.SECRET_KEYS[kind]
+        if secret_key in config:
+            in_config = config.pop(secret_key)
+            if "secret" in attrs and attrs["secret"] != in_config:
+                errors["config." + secret_key] = ["send the secret once, as secret"]
+            attrs["secret"] = str(in_config)
+        if config_given:
+            errors.update(_config_errors(kind, config))
+            if kind == Channel.WEBHOOK and "url" in config:
+                config["default_target"] = config.pop("url")
+            attrs["config"] = config
+        secret = attrs.get("secret")
+        if secret is not None and (message := _secret_error(kind, secret)):
+            errors["secret"] = [message]
+        if current is None and kind in SECRET_REQUIRED and not secret:
+            errors["secret"] = [f"{kind} needs its bot token"]
+        name = attrs.get("name", current.name if current else "")
+        taken = ChannelConfig.objects.filter(organization=organization, type=kind, name=name)
+        if current is not None:
+            taken = taken.exclude(pk=current.pk)
+        if taken.exists():
+            errors["name"] = [f"this organization already has a {kind} channel named '{name}'"]
+        if errors:
+            raise ValidationError(errors)
+        return attrs
+
+
+class ChannelConfigCreatedSerializer(ChannelConfigSerializer):
+    secret_shown_once = serializers.CharField(
+        read_only=True,
+        required=False,
+        help_text="Only for a webhook created without a secret: the generated signing "
+        "secret. It is shown in this response and never again.",
+    )
+
+    class Meta(ChannelConfigSerializer.Meta):
+        fields = [*ChannelConfigSerializer.Meta.fields, "secret_shown_once"]
+
+
+@extend_schema_view(
+    create=extend_schema(
+        responses={201: ChannelConfigCreatedSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN}
+    ),
+    update=extend_schema(
+        responses={200: ChannelConfigSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN}
+    ),
+    partial_update=extend_schema(
+        responses={200: ChannelConfigSerializer, 400: FIELD_ERRORS, 403: FORBIDDEN}
+    ),
+    destroy=extend_schema(responses={204: None, 403: FORBIDDEN}),
+)
+class ChannelConfigViewSet(FlatErrorsMixin, OrgScopedViewSet):
+    """Channel configuration of the caller's organizations; see the module docstring."""
+
+    queryset = ChannelConfig.objects.select_related("organization").order_by(
+        "organization_id", "type", "name", "id"
+    )
+    serializer_class = ChannelConfigSerializer
+    permission_classes = [permissions.IsAuthenticated, IsOrgAdminOrReadOnly]
+
+    def _save(self, serializer, channel_config=None):
+        data = serializer.validated_data
+        organization = data.get("organization")
+        if channel_config is None and not is_org_admin(self.request.user, organization.pk):
+            raise PermissionDenied(IsOrgAdminOrReadOnly.message)
+        try:
+            with transaction.atomic():
+                return services.notification_channel_config_save(
+                    user=self.request.user,
+                    channel_config=channel_config,
+                    organization_id=organization.pk if organization else None,
+                    type=data.get("type"),
+                    name=data.get("name"),
+                    config=data.get("config"),
+                    secret=data.get("secret"),
+                    enabled=data.get("enabled"),
+                )
+        except IntegrityError:  # a concurrent create took the name
+            raise ValidationError(
+                {"name": ["this organization already has a channel of this type by that name"]}
+            ) from None
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        channel_config, shown_once = self._save(serializer)
+        data = ChannelConfigSerializer(channel_config, context=self.get_serializer_context()).data
+        if shown_once:
+            data["secret_shown_once"] = shown_once
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        channel_config = self.get_object()
+        serializer = self.get_serializer(
+            channel_config, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        channel_config, _ = self._save(serializer, channel_config)
+        return Response(self.get_serializer(channel_config).data)

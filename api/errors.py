@@ -1,0 +1,65 @@
+"""One shape for every 400 in the API: a flat object whose keys are paths into the request
+body and whose values are lists of messages::
+
+    {"config.filters[0].operator": ["unknown operator 'like'; use one of exact, …"],
+     "channels.alert.in_app": ["alert notifications in the app are critical …"]}
+
+A plain field keeps DRF's usual key (``"name": ["This field is required."]``); errors that
+belong to no field are under ``non_field_errors``. Views get it by mixing in
+:class:`FlatErrorsMixin`; the schema documents it with :data:`FIELD_ERRORS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework.exceptions import ValidationError
+from rest_framework.settings import api_settings
+
+NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
+
+FIELD_ERRORS = OpenApiResponse(
+    response=OpenApiTypes.OBJECT,
+    description='Field errors keyed by body path: {"channels[1].type": ["unknown …"]}.',
+)
+
+
+def flat_errors(detail: Any, path: str = "") -> dict[str, list[Any]]:
+    """DRF's nested error detail as ``{"channels[1].type": [message, …]}``.
+
+    Dict keys join with ``.``, list positions (a ListSerializer's list, a ListField's
+    ``{index: …}``) become ``[i]``, and a nested ``non_field_errors`` folds into its parent's
+    path, so every key points at the part of the body that is wrong.
+    """
+    flat: dict[str, list[Any]] = {}
+
+    def add(sub: str, value: Any) -> None:
+        for key, messages in flat_errors(value, sub).items():
+            flat.setdefault(key, []).extend(messages)
+
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            if key == NON_FIELD and path:
+                add(path, value)
+            elif isinstance(key, int):
+                add(f"{path}[{key}]", value)
+            else:
+                add(f"{path}.{key}" if path else str(key), value)
+        return flat
+    if isinstance(detail, list) and any(isinstance(item, Mapping | list) for item in detail):
+        for index, item in enumerate(detail):
+            add(f"{path}[{index}]", item)
+        return flat
+    return {path or NON_FIELD: list(detail) if isinstance(detail, list) else [detail]}
+
+
+class FlatErrorsMixin:
+    """An APIView mixin that turns every ValidationError into the flat shape above."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ValidationError):
+            exc = ValidationError(flat_errors(exc.detail))
+        return super().handle_exception(exc)  # type: ignore[misc]

@@ -1,0 +1,243 @@
+"""One run of a digest schedule: build, send, and write its history. The orchestration the
+Celery tasks and ``manage.py digests run`` share.
+
+A run at ``now`` for a period builds the digests owed (``builder``), sends every queued
+digest of that period that is due (``sender``), and for every profile it worked on writes
+an execution record and stamps ``last_run`` (``history``). A profile counts as worked on
+when the run created a digest for it or sent (or tried to send) one. Runs that find
+nothing new write nothing, so beat can run them every minute.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from digests import history
+from digests.builder import BuildReport, digest_build
+from digests.history import ExecutionRecord, ExecutionStatus
+from digests.models import Digest, DigestStatus
+from digests.preview import Rendered, render_plans
+from digests.sender import SEND, Prepared, SendPolicy, SendReport, Sent, digest_send, due_filter
+from digests.windows import Period
+
+WallClock = Callable[[], datetime]
+
+
+def _wall_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Progress:
+    """Running totals, handed to the caller after every chunk of users and batch of sends."""
+
+    period: str
+    users: int = 0
+    built: int = 0
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retrying: int = 0
+    phase: str = "build"
+
+
+@dataclass
+class RunSummary:
+    period: str
+    as_of: datetime
+    dry_run: bool
+    build: BuildReport = field(default_factory=BuildReport)
+    send: SendReport = field(default_factory=SendReport)
+    seconds: float = 0.0
+    profiles: int = 0
+    rendered: list[Rendered] = field(default_factory=list)
+    previews: list[tuple[Prepared, str]] = field(default_factory=list)
+
+    @property
+    def would_send(self) -> int:
+        """In a dry run: digests the build would queue, plus queued ones already due."""
+        return len(self.rendered) + len(self.previews)
+
+    def line(self) -> str:
+        b, s = self.build, self.send
+        verb = "would be sent" if self.dry_run else "sent"
+        sent = self.would_send if self.dry_run else s.sent
+        parts = [
+            f"{b.users:,} users",
+            f"{b.created:,} digests built ({b.empty:,} empty)",
+            f"{sent:,} {verb}",
+        ]
+        if not self.dry_run:
+            parts += [f"{s.skipped:,} skipped", f"{s.failed:,} failed", f"{s.retrying:,} retrying"]
+        dry = " [dry run: nothing written]" if self.dry_run else ""
+        return (
+            f"digests run {self.period} as of {self.as_of.isoformat()}: "
+            f"{', '.join(parts)} in {self.seconds:.2f}s{dry}"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "period": self.period,
+            "as_of": self.as_of.isoformat(),
+            "users": self.build.users,
+            "built": self.build.created,
+            "empty": self.build.empty,
+            "sent": self.send.sent,
+            "skipped": self.send.skipped,
+            "failed": self.send.failed,
+            "retrying": self.send.retrying,
+            "profiles": self.profiles,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class _History:
+    """The execution records of one run, one per profile, moved through their statuses."""
+
+    def __init__(self, *, period: str, as_of: datetime, clock: WallClock) -> None:
+        self.run_id = uuid.uuid4().hex
+        self.period = period
+        self.as_of = as_of
+        self.clock = clock
+        self.started = clock()
+        self.records: dict[int, ExecutionRecord] = {}
+        self.results: dict[int, list[Sent]] = defaultdict(list)
+        self.finished_at: dict[int, datetime] = {}
+
+    def pending(self, profile_ids: set[int]) -> None:
+        new = [
+            ExecutionRecord.pending(
+                run_id=self.run_id,
+                profile_id=pid,
+                schedule_type=self.period,
+                started_at=self.started,
+                as_of=self.as_of,
+            )
+            for pid in sorted(profile_ids - self.records.keys())
+        ]
+        self.records.update({r.profile_id: r for r in new})
+        history.executions_save(new)
+
+    def running(self) -> None:
+        for pid, record in self.records.items():
+            self.records[pid] = record.running()
+        history.executions_save(list(self.records.values()))
+
+    def sent(self, results: list[Sent]) -> None:
+        at = self.clock()
+        for result in results:
+            self.results[result.user_id].append(result)
+            self.finished_at[result.user_id] = at
+
+    def finish(self) -> None:
+        done = []
+        for pid, record in self.records.items():
+            results = self.results.get(pid, [])
+            failed = [r for r in results if r.status in (DigestStatus.FAILED, DigestStatus.QUEUED)]
+            skipped = [r for r in results if r.status == DigestStatus.SKIPPED]
+            errors = [f"{r.status}: {r.error}" for r in failed + skipped if r.error]
+            self.records[pid] = record.finished(
+                ExecutionStatus.FAILED if failed else ExecutionStatus.SUCCESS,
+                at=self.finished_at.get(pid, self.clock()),
+                message_count=sum(1 for r in results if r.status == DigestStatus.SENT),
+                digest_count=len(results),
+                error="; ".join(errors)[:1000],
+            )
+            done.append(self.records[pid])
+        history.executions_save(done)
+        history.last_run_mark(self.records.keys(), self.period, self.as_of)
+
+    def abort(self, exc: BaseException) -> None:
+        """Close every record still open: CANCELLED for an interruption, FAILED for an error."""
+        cancelled = not isinstance(exc, Exception) or type(exc).__name__ == "SoftTimeLimitExceeded"
+        status = ExecutionStatus.CANCELLED if cancelled else ExecutionStatus.FAILED
+        at = self.clock()
+        closed = []
+        for pid, record in self.records.items():
+            if record.status in history.FINISHED:
+                continue
+            results = self.results.get(pid, [])
+            self.records[pid] = record.finished(
+                status,
+                at=at,
+                message_count=sum(1 for r in results if r.status == DigestStatus.SENT),
+                digest_count=len(results),
+                error=f"{type(exc).__name__}: {exc}"[:1000],
+            )
+            closed.append(self.records[pid])
+        history.executions_save(closed)
+
+
+def digest_run(
+    *,
+    period: Period | str,
+    now: datetime,
+    dry_run: bool = False,
+    policy: SendPolicy = SEND,
+    progress: Callable[[Progress], None] | None = None,
+    clock: WallClock = _wall_now,
+) -> RunSummary:
+    """Build and send the ``period`` digests due at ``now``; record each profile's run.
+    ``dry_run`` computes and renders everything and writes nothing (database or Redis)."""
+    period = Period(period)
+    started = time.monotonic()
+    summary = RunSummary(period=period, as_of=now, dry_run=dry_run)
+    state = Progress(period=period)
+
+    def built(chunk: BuildReport) -> None:
+        state.users += chunk.users
+        state.built += chunk.created
+        if progress:
+            progress(state)
+
+    if dry_run:
+        summary.build = digest_build(period=period, now=now, dry_run=True, on_chunk=built)
+        summary.rendered = render_plans(summary.build.queued)
+        planned = {r.key for r in summary.rendered}
+        summary.previews = [
+            (prepared, text)
+            for prepared, text in digest_send(now=now, period=period, dry_run=True).previews
+            if prepared.key not in planned and prepared.message is not None
+        ]
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    record = _History(period=period, as_of=now, clock=clock)
+    try:
+        summary.build = digest_build(period=period, now=now, on_chunk=built)
+        due = set(
+            Digest.objects.filter(due_filter(now), period=period, status=DigestStatus.QUEUED)
+            .values_list("user_id", flat=True)
+            .distinct()
+        )
+        record.pending(summary.build.touched | due)
+        record.running()
+        state.phase = "send"
+
+        def batch(results: list[Sent]) -> None:
+            record.sent(results)
+            for result in results:
+                if result.status == DigestStatus.SENT:
+                    state.sent += 1
+                elif result.status == DigestStatus.SKIPPED:
+                    state.skipped += 1
+                elif result.status == DigestStatus.FAILED:
+                    state.failed += 1
+                elif result.status == DigestStatus.QUEUED:
+                    state.retrying += 1
+            if progress:
+                progress(state)
+
+        summary.send = digest_send(now=now, period=period, policy=policy, on_batch=batch)
+    except BaseException as exc:
+        record.abort(exc)
+        raise
+    record.finish()
+    summary.profiles = len(record.records)
+    summary.seconds = time.monotonic() - started
+    return summary
