@@ -4,13 +4,14 @@ Celery runs tasks inline here (see conftest), so ``deliver`` runs right after th
 consumer's commit, as a worker would; the servers count what actually arrived.
 """
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from notifications import rollup, stream
-from notifications.delivery import DISABLE_AFTER_FAILURES, RETRY, delivery_send
+from notifications.delivery import DISABLE_AFTER_FAILURES, RETRY, delivery_send, recover_stuck
 from notifications.models import (
     ChannelConfig,
     Delivery,
@@ -22,6 +23,7 @@ from notifications.secrets import encrypt
 from notifications.tasks import deliver, flush_rollups
 from tests.factories import TriggerFactory
 from tests.notifications.test_consumer import checkout_errors
+from tests.servers.worker import celery_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -238,3 +240,43 @@ def test_repeated_permanent_failures_turn_the_channel_off_and_tell_the_admin(
         idempotency_key="after", channel="slack", destination="#a", team=team, message={}
     )
     assert delivery_send(delivery_id=after.pk).status == DeliveryStatus.SKIPPED
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_send_does_not_send_again_until_recovery(team, slack_server, tmp_path):
+    """The redelivered task finds the row claimed and sends nothing; only the stuck-row
+    recovery sends again — the documented crash window (provider accepted, row not written)."""
+    slack_config(team)
+    delivery = Delivery.objects.create(
+        idempotency_key="killed",
+        channel="slack",
+        destination="#alerts",
+        team=team,
+        message={"title": "Checkout errors"},
+    )
+    env = {"SLACK_API_BASE_URL": slack_server.api_url}
+    with celery_worker(tmp_path, env=env) as worker:
+        slack_server.stall_next(8)
+        deliver.delay(delivery.pk)
+        assert wait_for(lambda: len(slack_server.posts) == 1), worker.log()[-3000:]
+        assert worker.kill_children()
+        assert wait_for(lambda: "WorkerLostError" in worker.log() or "Process" in worker.log())
+        time.sleep(3)  # the task is redelivered to a new pool process
+        assert len(slack_server.posts) == 1
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.SENDING
+        assert delivery.attempts == 1
+
+    later = timezone.now() + timedelta(minutes=11)
+    assert recover_stuck(now=later) == [delivery.pk]
+    assert delivery_send(delivery_id=delivery.pk, now=later).status == DeliveryStatus.SENT
+    assert len(slack_server.posts) == 2  # the one documented repeat
