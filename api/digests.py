@@ -11,7 +11,7 @@ import redis
 from django.urls import path
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -115,6 +115,8 @@ def _executions(*, profile_id: int | None, request) -> Response:
     return Response(ExecutionSerializer([r.to_dict() for r in records], many=True).data)
 
 
+BAD_QUERY = OpenApiResponse(OpenApiTypes.OBJECT, description="A query parameter is not valid.")
+
 HISTORY_PARAMETERS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description=f"1–{MAX_LIMIT}, default 50"),
     OpenApiParameter("schedule_type", OpenApiTypes.STR, enum=[p.value for p in Period]),
@@ -129,7 +131,7 @@ class ExecutionsView(APIView):
     @extend_schema(
         operation_id="digest_executions_list",
         parameters=HISTORY_PARAMETERS,
-        responses=ExecutionSerializer(many=True),
+        responses={200: ExecutionSerializer(many=True), 400: BAD_QUERY},
     )
     def get(self, request):
         profile_id = None if request.user.is_staff else request.user.pk
@@ -144,7 +146,7 @@ class ProfileExecutionsView(APIView):
     @extend_schema(
         operation_id="digest_executions_for_profile",
         parameters=HISTORY_PARAMETERS,
-        responses=ExecutionSerializer(many=True),
+        responses={200: ExecutionSerializer(many=True), 400: BAD_QUERY},
     )
     def get(self, request, profile_id: int):
         if profile_id != request.user.pk and not request.user.is_staff:
@@ -192,7 +194,7 @@ class PreviewView(APIView):
     @extend_schema(
         operation_id="digest_preview",
         parameters=[OpenApiParameter("channel", OpenApiTypes.STR, enum=list(DigestChannel.values))],
-        responses=PreviewSerializer(many=True),
+        responses={200: PreviewSerializer(many=True), 400: BAD_QUERY},
     )
     def get(self, request):
         channel = request.query_params.get("channel")

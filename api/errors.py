@@ -63,3 +63,36 @@ class FlatErrorsMixin:
         if isinstance(exc, ValidationError):
             exc = ValidationError(flat_errors(exc.detail))
         return super().handle_exception(exc)  # type: ignore[misc]
+
+
+def document_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: document the errors DRF answers for a whole kind
+    of operation, so no view has to repeat them (a view that documents the code keeps its
+    own): 404 where the path names an object (outside the caller's scope it does not exist)
+    or the list takes a ``cursor`` (an invalid cursor), and 400 where a body is validated."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            parameters = operation.get("parameters", [])
+            responses = operation["responses"]
+            if any(
+                p.get("in") == "path" or (p.get("in") == "query" and p.get("name") == "cursor")
+                for p in parameters
+            ):
+                responses.setdefault(
+                    "404", {"description": "No such object for the caller, or an invalid cursor."}
+                )
+            if "requestBody" in operation:
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "The body is not valid; errors keyed by field.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object", "additionalProperties": {}}
+                            }
+                        },
+                    },
+                )
+    return result

@@ -111,7 +111,10 @@ def parse_timestamp(value: Any, path: str = "occurred_at") -> datetime:
         raise InvalidEvent(path, f"is not ISO 8601: {value!r}") from None
     if parsed.tzinfo is None:
         raise InvalidEvent(path, f"needs a UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC time
+        raise InvalidEvent(path, f"is out of range in UTC: {value!r}") from None
 
 
 def _actor(value: Any) -> Actor | None:
@@ -197,6 +200,8 @@ def decode(raw: bytes | None) -> Event:
         raise InvalidEvent("envelope", "message has no value")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers longer than Python's digit
+        # limit; RecursionError is JSON nested deeper than the interpreter's stack.
         raise InvalidEvent("envelope", f"is not JSON: {exc}") from None
     return from_dict(data)

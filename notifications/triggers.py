@@ -112,25 +112,42 @@ class InvalidTrigger(ValueError):
 # --- validation -----------------------------------------------------------------------
 
 
-def _children(tree: Any) -> Iterable[tuple[bool, Any]]:
-    """Each sub-pattern of a parsed regex, with whether it sits in an unbounded repeat."""
+_REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, sre_parse.POSSESSIVE_REPEAT)
+
+
+def _children(tree: Any) -> Iterable[tuple[int, Any]]:
+    """Each sub-pattern of a parsed regex (lookarounds and conditionals included), with the
+    most times it may repeat."""
     for op, arg in tree:
-        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
-            yield arg[1] == sre_parse.MAXREPEAT, arg[2]
+        if op in _REPEATS:
+            yield arg[1], arg[2]
         elif op == sre_parse.SUBPATTERN:
-            yield False, arg[-1]
+            yield 1, arg[-1]
         elif op == sre_parse.BRANCH:
-            yield from ((False, branch) for branch in arg[1])
+            yield from ((1, branch) for branch in arg[1])
+        elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+            yield 1, arg[1]
+        elif op == sre_parse.ATOMIC_GROUP:
+            yield 1, arg
+        elif op == sre_parse.GROUPREF_EXISTS:
+            yield from ((1, branch) for branch in arg[1:] if branch is not None)
 
 
-def _unbounded(tree: Any) -> bool:
-    return any(repeats or _unbounded(sub) for repeats, sub in _children(tree))
+def _ambiguous(tree: Any) -> bool:
+    """Whether the pattern may match one text in several ways: it holds an alternation or a
+    repeat of varying length (``a|aa``, ``a?``, ``a+``, ``a{1,3}``)."""
+    for op, arg in tree:
+        if op == sre_parse.BRANCH or (op in _REPEATS and arg[0] != arg[1]):
+            return True
+    return any(_ambiguous(sub) for _, sub in _children(tree))
 
 
 def _nested_repeat(tree: Any) -> bool:
-    """An unbounded repeat around another unbounded repeat: ``(a+)+``, ``(.*)*`` …"""
+    """A repeat around an ambiguous pattern, which backtracks exponentially (or with the
+    repeat count as the exponent): ``(a+)+``, ``(.*)*``, ``(a|aa)*``, ``(a|a?)+``,
+    ``(.*a){12}`` …"""
     return any(
-        (repeats and _unbounded(sub)) or _nested_repeat(sub) for repeats, sub in _children(tree)
+        (most > 1 and _ambiguous(sub)) or _nested_repeat(sub) for most, sub in _children(tree)
     )
 
 
@@ -143,15 +160,17 @@ def check_regex(pattern: Any) -> str | None:
     try:
         re.compile(pattern)
         tree = sre_parse.parse(pattern)
-    except re.error as exc:
+    except (re.error, OverflowError) as exc:  # OverflowError: a{99999999999}
         return f"does not compile: {exc}"
     if _nested_repeat(tree):
-        return "could backtrack catastrophically (a repeat inside a repeat)"
+        return "could backtrack catastrophically (a repeat or alternation inside a repeat)"
     return None
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # math.isfinite(10**400) overflows
 
 
 def _validate_filters(filters: Any, errors: dict[str, str]) -> None:
@@ -225,7 +244,7 @@ def validate_config(kind: str, config: Any) -> dict[str, Any]:
         _require_positive_int(config, "window_minutes", errors)
     if kind == Kind.ACTIVITY:
         actions = config.get("actions", list(ACTIVITY_ACTIONS))
-        if not isinstance(actions, list) or not set(actions) <= set(ACTIVITY_ACTIONS):
+        if not isinstance(actions, list) or not all(a in ACTIVITY_ACTIONS for a in actions):
             errors["config.actions"] = "must be a list of " + ", ".join(ACTIVITY_ACTIONS)
         types = config.get("resource_types", [])
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
@@ -263,7 +282,7 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 def _as_number(value: Any) -> float | None:
     if _is_number(value):
-        return float(value)
+        return value  # an int stays exact: float() rounds past 2**53 and overflows past 1e308
     if isinstance(value, str):
         try:
             number = float(value)
@@ -273,7 +292,16 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+def _text(value: Any) -> str:
+    """A property as written in the event's JSON: booleans are ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _same(a: Any, b: Any) -> bool:
+    # A boolean equals true/false in any case (the trigger form sends text), never 1/0.
+    a, b = (_text(x) if isinstance(x, bool) else x for x in (a, b))
     na, nb = _as_number(a), _as_number(b)
     if na is not None and nb is not None:
         return na == nb
@@ -308,13 +336,13 @@ def compile_filter(prop: str, op: Operator | str, value: Any) -> Predicate:
         )
     if op == Operator.ICONTAINS:
         needle = str(value).lower()
-        return lambda p: (v := p.get(prop)) is not None and needle in str(v).lower()
+        return lambda p: (v := p.get(prop)) is not None and needle in _text(v).lower()
     if op == Operator.REGEX:
         pattern = re.compile(value)
         return lambda p: (
-            (v := p.get(prop)) is not None and bool(pattern.search(str(v)[:MAX_MATCHED_TEXT]))
+            (v := p.get(prop)) is not None and bool(pattern.search(_text(v)[:MAX_MATCHED_TEXT]))
         )
-    test = _compare(op, float(value))
+    test = _compare(op, value if _is_number(value) else float(value))
     return lambda p: (n := _as_number(p.get(prop))) is not None and test(n)
 
 
@@ -366,10 +394,16 @@ def compile_trigger(
         name=name,
         event_name=str(config.get("event", "")),
         predicates=predicates,
-        count=int(config.get("count", 1)),
-        window_minutes=int(config.get("window_minutes", 0)),
-        actions=frozenset(config.get("actions", ACTIVITY_ACTIONS)),
-        resource_types=frozenset(config.get("resource_types", ())),
+        # Only the keys validate_config checks for this kind: an unchecked "count" on an
+        # event trigger must not stop the consumer's trigger reload.
+        count=int(config.get("count", 1)) if kind == Kind.EVENT_COUNT else 1,
+        window_minutes=int(config.get("window_minutes", 0)) if kind == Kind.EVENT_COUNT else 0,
+        actions=frozenset(config.get("actions", ACTIVITY_ACTIONS))
+        if kind == Kind.ACTIVITY
+        else frozenset(ACTIVITY_ACTIONS),
+        resource_types=frozenset(config.get("resource_types", ()))
+        if kind == Kind.ACTIVITY
+        else frozenset(),
         snoozed_until=snoozed_until,
         channels=channel_specs(channels),
         delivery=DeliverySpec.from_config(delivery),

@@ -63,6 +63,7 @@ from digests.weekly.types import (
     dump_items,
     load_items,
     suggest_product,
+    teams_to_notify,
 )
 from notifications.channels.base import Destination, Message, Outcome, Result
 from notifications.models import Category, Channel, DigestCadence
@@ -180,10 +181,12 @@ def _member_teams(batch: OrgBatch) -> dict[int, set[int]]:
 
 
 def generate_notify_teams(*, digest: Digest, batch: OrgBatch) -> int:
-    """Stage, per member, the SET of teams they want this digest about: every team they
-    belong to minus the ones they muted. Members who turned digests off or switched the
-    digest's category off for email get no set (and lose a previously staged one).
-    Returns the number of members with a set."""
+    """Stage, per member, the SET of teams they have notifications on
+    (:func:`~digests.weekly.types.teams_to_notify`: every team they belong to minus the
+    ones they muted). Members who turned digests off or switched the digest's category off
+    for email get no set (and lose a previously staged one). Two queries per batch
+    (memberships, settings), whatever the number of members. Returns the number of members
+    with a set."""
     teams = _member_teams(batch)
     cadence: dict[int, str] = {}
     channels: dict[int, dict[str, Any]] = {}
@@ -198,11 +201,11 @@ def generate_notify_teams(*, digest: Digest, batch: OrgBatch) -> int:
         for user_id, member_of in teams.items():
             key = user_data_key(digest.key, UserDataKey.NOTIFY_TEAMS, user_id)
             pipe.delete(key)
-            wanted = member_of - muted[user_id]
             opted_in = cadence.get(user_id, DigestCadence.DAILY) != DigestCadence.OFF and bool(
                 channels.get(user_id, {}).get(DIGEST_CATEGORY, {}).get(Channel.EMAIL, True)
             )
-            if opted_in and wanted:
+            wanted = teams_to_notify(member_of, muted[user_id], opted_in=opted_in)
+            if wanted:
                 pipe.sadd(key, *sorted(wanted))
                 pipe.expire(key, seconds(DATA_TTL))
                 staged += 1
@@ -359,9 +362,11 @@ class _Recipient:
 
 
 def email_message(digest: Digest, payload: DigestPayload, context: UserDigestContext) -> Message:
-    """The channel message for one rendered digest: the subject as title, the greeting as
-    body and one line per team × section."""
+    """The channel message for one rendered digest: the digest's own text and HTML for the
+    email, plus the short form (subject, greeting, one line per team × section)."""
     return Message(
+        text=payload.text,
+        html=payload.html,
         title=payload.subject,
         body=payload.intro,
         url=context.home_url,

@@ -386,6 +386,30 @@ def suggest_product(
     return None
 
 
+def teams_to_notify(
+    member_of: Collection[int], muted: Collection[int], *, opted_in: bool
+) -> frozenset[int]:
+    """The teams a member has the weekly digest's notifications on for — the value staged
+    under ``UserDataKey.NOTIFY_TEAMS`` and passed to :meth:`OrganizationDigest.for_user`
+    as ``user_teams``.
+
+    A team is in it when the member (an active user) belongs to the team and has not muted
+    it (``Preference.muted_teams``). When the member is not ``opted_in`` — digest cadence
+    ``off``, or the digest category switched off for email — the set is empty: no team's
+    news reaches them. Computed over all of the member's teams, in every org, so whichever
+    batch stages it stages the same value; :meth:`OrganizationDigest.for_user` narrows it
+    to one org and to the teams with something new.
+
+    Receiving a notification in the window is deliberately *not* required: the digest is
+    for people who keep pings down ("people who don't want pings still want to know what
+    happened"), and DESIGN.md's rule is "users only ever hear about teams they belong to
+    and have not muted".
+    """
+    if not opted_in:
+        return frozenset()
+    return frozenset(int(t) for t in member_of) - {int(t) for t in muted}
+
+
 @dataclass(frozen=True)
 class UserDigestContext:
     """Everything about the recipient that the email needs. New user-level data (loaded
@@ -431,7 +455,8 @@ def _engine() -> Engine:
 
 @dataclass(frozen=True)
 class UserSpecificDigest:
-    """One member's view of an org digest: only the teams they want to hear about.
+    """One member's view of an org digest: only the teams they have notifications on and
+    that have something new (the rule is on :meth:`OrganizationDigest.for_user`).
 
     Computed at send time, never stored.
     """
@@ -536,9 +561,19 @@ class OrganizationDigest:
     def for_user(
         self, user_teams: Collection[int], context: UserDigestContext
     ) -> UserSpecificDigest:
-        """The member's digest: the teams in ``user_teams`` (those they belong to and want
-        to hear about) that have something new, in this digest's team order. A suggestion
-        about a team outside ``user_teams`` (another org, a muted team) is dropped."""
+        """The member's digest for this org: the teams they have notifications on that
+        have something to hear about, in this digest's team order.
+
+        The rule: team ``T`` of this org is in the member's email if and only if
+
+        1. ``T`` is in ``user_teams`` — the member belongs to ``T`` and has not muted it
+           (:func:`teams_to_notify`; empty when they opted out of the digest), and
+        2. ``T`` has at least one new item in the window (``not T.is_empty``).
+
+        Teams of this org the member does not belong to or muted, teams with nothing new
+        and ids in ``user_teams`` from other orgs are left out. A product suggestion about a
+        team outside ``user_teams`` (another org, a muted team) is dropped. When no team is
+        left the result :attr:`~UserSpecificDigest.is_empty` and no email is sent."""
         wanted = {int(team_id) for team_id in user_teams}
         teams = tuple(t for t in self.teams if t.id in wanted and not t.is_empty)
         suggestion = context.product_suggestion

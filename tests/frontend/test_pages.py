@@ -230,21 +230,22 @@ def test_event_count_rollup_and_channels_errors_sit_beside_their_fields(member, 
     page.get_by_label("Roll-up").check()
     page.get_by_role("button", name="Create trigger").click()
 
+    count = page.get_by_label("At least this many events")
+    # one submit reports every problem: the body's fields and the kind's config together
     expect(error_beside(page, page.get_by_label("Channel 2 slack channel"))).to_contain_text(
         "slack needs a channel"
     )
     expect(error_beside(page, page.get_by_label("Window (seconds)"))).to_contain_text(
         "is required for rollup"
     )
+    expect(error_beside(page, count)).to_contain_text("whole number")
     shot(page, "trigger-channel-errors")
 
-    # the API checks the kind's config once the body's fields are well-formed
     page.get_by_label("Channel 2 slack channel").fill("#alerts")
     page.get_by_label("Window (seconds)").fill("300")
     page.get_by_role("button", name="Create trigger").click()
-    count = page.get_by_label("At least this many events")
+    expect(page.locator(".field-error")).to_have_count(1)  # the new answer has rendered
     expect(error_beside(page, count)).to_contain_text("whole number")
-    expect(page.locator(".field-error")).to_have_count(1)
 
     count.fill("100")
     page.get_by_role("button", name="Create trigger").click()

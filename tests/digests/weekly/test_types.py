@@ -17,6 +17,7 @@ from digests.weekly.types import (
     TeamDigest,
     UserDigestContext,
     suggest_product,
+    teams_to_notify,
 )
 
 START = datetime(2025, 2, 24, tzinfo=UTC)
@@ -70,6 +71,23 @@ def test_for_user_keeps_only_the_users_teams_with_something_new():
     assert not mine.is_empty
     assert digest.for_user(set(), UserDigestContext()).is_empty
     assert digest.for_user({12}, UserDigestContext()).is_empty
+
+
+def test_teams_to_notify_are_the_members_teams_minus_muted_and_none_when_opted_out():
+    assert teams_to_notify({10, 11, 12}, {11, 99}, opted_in=True) == {10, 12}
+    assert teams_to_notify({10, 11}, set(), opted_in=False) == frozenset()
+    assert teams_to_notify({10}, {10}, opted_in=True) == frozenset()
+
+
+def test_for_user_follows_the_rule_member_and_not_muted_and_something_new():
+    """Team in the email ⇔ in ``teams_to_notify`` (belongs, not muted) ∧ has new items."""
+    web, app, quiet = busy_team(10, "Web"), busy_team(11, "App"), TeamDigest(id=12, name="Quiet")
+    digest = org_digest(web, app, quiet)
+    member_of, muted = {10, 11, 12, 77}, {10}  # 77: a team in another org
+    mine = digest.for_user(teams_to_notify(member_of, muted, opted_in=True), UserDigestContext())
+    assert [team.id for team in mine.teams] == [11]  # not 10 (muted), not 12 (nothing new)
+    opted_out = teams_to_notify(member_of, set(), opted_in=False)
+    assert digest.for_user(opted_out, UserDigestContext()).is_empty
 
 
 def test_for_user_drops_a_suggestion_about_a_team_outside_the_users_teams():
