@@ -7,6 +7,9 @@ body and whose values are lists of messages::
 A plain field keeps DRF's usual key (``"name": ["This field is required."]``); errors that
 belong to no field are under ``non_field_errors``. Views get it by mixing in
 :class:`FlatErrorsMixin`; the schema documents it with :data:`FIELD_ERRORS`.
+
+:class:`JSONParser` (the API's default) makes the bodies DRF's own parser lets through as a
+500 — JSON nested deeper than Python's stack, strings holding a lone surrogate — a 400.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework.exceptions import ValidationError
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.settings import api_settings
+
+from notifications.events import LONE_SURROGATE, has_lone_surrogate
 
 NON_FIELD = api_settings.NON_FIELD_ERRORS_KEY
 
@@ -96,3 +102,18 @@ def document_error_responses(result, generator, request, public):
                     },
                 )
     return result
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, answering 400 (not 500) for JSON nested deeper than Python's
+    stack and for a string holding a lone UTF-16 surrogate, which the database refuses."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+            lone_surrogate = has_lone_surrogate(data)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+        if lone_surrogate:
+            raise ParseError(f"JSON parse error - a string {LONE_SURROGATE}")
+        return data

@@ -39,7 +39,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.permissions import IngestRateThrottle
-from notifications.events import MAX_NAME_LENGTH, Event, InvalidEvent, Source, parse_timestamp
+from notifications.events import (
+    LONE_SURROGATE,
+    MAX_NAME_LENGTH,
+    MAX_PROPERTIES_DEPTH,
+    Event,
+    InvalidEvent,
+    Source,
+    has_lone_surrogate,
+    nested_deeper_than,
+    parse_timestamp,
+)
 from notifications.stream import PublishFailed, publish_events
 from workspace.models import Team
 
@@ -146,6 +156,9 @@ def _build_event(
         errors.append(
             FieldError("properties", f"must be an object, got {type(properties).__name__}", index)
         )
+    elif nested_deeper_than(properties, MAX_PROPERTIES_DEPTH):
+        message = f"nest deeper than {MAX_PROPERTIES_DEPTH} levels"
+        errors.append(FieldError("properties", message, index))
 
     raw_timestamp = item.get("timestamp")
     occurred_at = now.astimezone(UTC)
@@ -257,9 +270,15 @@ class BoundedJSONParser(BaseParser):
         if len(raw) > MAX_BODY_BYTES:
             raise BodyTooLarge()
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            lone_surrogate = has_lone_surrogate(data, raw)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+        if lone_surrogate:
+            raise ParseError(f"JSON parse error - a string {LONE_SURROGATE}")
+        return data
 
 
 _Detail = inline_serializer("IngestDetail", {"detail": serializers.CharField()})

@@ -29,18 +29,7 @@ urlpatterns = [
     path("preferences/", PreferencesView.as_view(), name="preferences"),
     path("ingest/", IngestView.as_view(), name="ingest"),
     *digest_urls,
-    path(
-        "schema/",
-        SpectacularAPIView.as_view(
-            custom_settings={
-                "POSTPROCESSING_HOOKS": [
-                    "drf_spectacular.hooks.postprocess_schema_enums",
-                    "api.errors.document_error_responses",
-                ]
-            }
-        ),
-        name="schema",
-    ),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,
 ]

@@ -90,6 +90,9 @@ def _database(url: str) -> dict[str, Any]:
 
 
 DATABASES = {"default": _database(env.DATABASE_URL.get())}
+# The inbox's covering index (INCLUDE columns) is a PostgreSQL feature; SQLite, the local
+# default, builds the same index without them.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -117,6 +120,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "api.errors.JSONParser",  # DRF's, with deep nesting and lone surrogates as 400s
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"ingest": "600/min"},
 }
@@ -125,6 +133,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Triggers, in-app notifications, preferences, deliveries and digests.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.errors.document_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ChannelEnum": "notifications.models.Channel",
         "ChannelConfigTypeEnum": "api.channels.CHANNEL_CONFIG_TYPES",

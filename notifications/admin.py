@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from notifications import models
+from notifications import models, services
+from notifications.secrets import encrypt
 
 
 @admin.register(models.Trigger)
@@ -88,6 +89,13 @@ class ChannelConfigAdmin(admin.ModelAdmin):
     search_fields = ["name", "organization__name"]
     readonly_fields = ["consecutive_failures", "disabled_reason", "created_at", "updated_at"]
     exclude = ["secret_encrypted"]
+
+    def save_model(self, request, obj, form, change):
+        """A secret pasted into ``config`` is encrypted, as the API does, not kept in clear."""
+        secret_key = services.SECRET_KEYS.get(obj.type)
+        if isinstance(obj.config, dict) and secret_key in obj.config:
+            obj.secret_encrypted = encrypt(str(obj.config.pop(secret_key)))
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(models.RollupWindow)

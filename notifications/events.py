@@ -8,15 +8,20 @@ the dead-letter topic with that reason.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 200
+MAX_PROPERTIES_DEPTH = 32
+"""Lists and objects inside ``properties``: deeper ones would reach Python's recursion limit
+in ``repr``, ``json.dumps`` or ``asdict`` somewhere downstream and fail their batch."""
 
 
 class Source(StrEnum):
@@ -62,14 +67,36 @@ class Event:
     schema: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["id"] = str(self.id)
-        data["source"] = str(self.source)
-        data["occurred_at"] = self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        return data
+        """The envelope as JSON-ready data (``properties`` shared, not copied)."""
+        return {
+            "id": str(self.id),
+            "schema": self.schema,
+            "source": str(self.source),
+            "name": self.name,
+            "team_id": self.team_id,
+            "org_id": self.org_id,
+            "actor": {"id": self.actor.id, "name": self.actor.name} if self.actor else None,
+            "subject": (
+                {
+                    "type": self.subject.type,
+                    "id": self.subject.id,
+                    "name": self.subject.name,
+                    "url": self.subject.url,
+                }
+                if self.subject
+                else None
+            ),
+            "properties": self.properties,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """The wire form, computed once per event (size checks and publishing share it)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), default=str).encode()
 
     def encode(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), default=str).encode()
+        return self.encoded
 
 
 _FIELDS = {
@@ -115,6 +142,24 @@ def parse_timestamp(value: Any, path: str = "occurred_at") -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC time
         raise InvalidEvent(path, f"is out of range in UTC: {value!r}") from None
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether a JSON value nests lists and objects more than ``limit`` levels deep.
+    Iterative: the value may be deeper than Python's stack."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if children and depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _actor(value: Any) -> Actor | None:
@@ -180,6 +225,8 @@ def from_dict(data: Any) -> Event:
     properties = data.get("properties") or {}
     if not isinstance(properties, dict):
         raise InvalidEvent("properties", f"must be an object, got {type(properties).__name__}")
+    if nested_deeper_than(properties, MAX_PROPERTIES_DEPTH):
+        raise InvalidEvent("properties", f"nest deeper than {MAX_PROPERTIES_DEPTH} levels")
     return Event(
         id=event_id,
         schema=SCHEMA_VERSION,
@@ -194,14 +241,35 @@ def from_dict(data: Any) -> Event:
     )
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+LONE_SURROGATE = "holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+
+
+def has_lone_surrogate(data: Any, raw: bytes | None = None) -> bool:
+    """Whether decoded JSON holds a lone UTF-16 surrogate. JSON may spell one
+    (``"\\ud800"``) and Python reads it into a ``str`` that no UTF-8 encoder accepts, so
+    PostgreSQL refuses any row that carries it. Given ``raw``, the JSON text, most bodies
+    cost one scan: without a ``\\uD800``-``\\uDFFF`` escape there can be none."""
+    if raw is not None and not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def decode(raw: bytes | None) -> Event:
     """Bytes from Kafka → a valid :class:`Event`, or :class:`InvalidEvent` with the reason."""
     if raw is None:
         raise InvalidEvent("envelope", "message has no value")
     try:
         data = json.loads(raw)
+        lone_surrogate = has_lone_surrogate(data, raw if isinstance(raw, bytes) else None)
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad UTF-8, bad JSON and integers longer than Python's digit
         # limit; RecursionError is JSON nested deeper than the interpreter's stack.
         raise InvalidEvent("envelope", f"is not JSON: {exc}") from None
+    if lone_surrogate:
+        raise InvalidEvent("envelope", LONE_SURROGATE)
     return from_dict(data)

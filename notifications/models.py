@@ -119,8 +119,17 @@ class Notification(models.Model):
         ordering = ["-last_seen_at", "-id"]
         indexes = [
             models.Index(fields=["recipient", "-last_seen_at", "-id"], name="inbox_list"),
+            # Covers the badge's count (index-only) and ?unread=true in order.
             models.Index(
-                fields=["recipient"], condition=Q(read_at__isnull=True), name="inbox_unread"
+                fields=["recipient", "-last_seen_at", "-id"],
+                include=["team", "snoozed_until"],
+                condition=Q(read_at__isnull=True, archived_at__isnull=True),
+                name="inbox_unread",
+            ),
+            models.Index(
+                fields=["recipient", "-last_seen_at", "-id"],
+                condition=Q(archived_at__isnull=False),
+                name="inbox_archived",
             ),
         ]
 
