@@ -25,6 +25,7 @@ def check_redis() -> None:
 
 
 def check_kafka() -> None:
+    stream.require_broker()  # a down broker answers in seconds, not the client's 30 s
     admin = stream.build_admin()
     try:
         admin.list_topics()

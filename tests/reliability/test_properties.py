@@ -653,7 +653,11 @@ def test_accepted_regexes_match_2000_adversarial_characters_quickly(pattern):
     "optional pieces in a row exponentially in their number. Needs a linear-time engine "
     "(RE2) or a much smaller MAX_MATCHED_TEXT.",
 )
-@pytest.mark.parametrize("pattern", [r".*a.*c", r"a*a*c", r"\d+\d+x", "a?" * 25 + "a" * 25])
+@pytest.mark.parametrize(
+    "pattern",
+    [r".*a.*c", r"a*a*c", r"\d+\d+x", "a?" * 25 + "a" * 25],
+    ids=["dot-star-twice", "a-star-twice", "digits-twice", "25-optional-then-25"],
+)
 def test_regexes_with_repeats_in_a_row_are_refused_or_bounded(pattern):
     if check_regex(pattern) is not None:
         return

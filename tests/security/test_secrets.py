@@ -52,8 +52,8 @@ def api(user=None) -> Client:
 
 @pytest.fixture
 def org(team, member_of):
-    """Team A with an owner, an admin and a member; its Slack and webhook channels created
-    through the API (as the admin does), with the secrets above."""
+    """Team A with an owner, an admin and a member; its Slack, webhook and Telegram channels
+    created through the API (as the admin does), with the secrets above."""
     owner, admin, member = (member_of(team, role=r) for r in ("owner", "admin", "member"))
     admin_client = api(admin)
     created = {}
@@ -114,7 +114,7 @@ def assert_no_secret(content: bytes | str, team, *, allow_api_token: bool = Fals
         if allow_api_token and secret == team.api_token:
             continue
         assert secret not in text, f"{secret[:8]}… leaked"
-        # …nor its ciphertext, which decrypts with SECRET_KEY.
+    # …nor its ciphertext, which anyone holding SECRET_KEY can decrypt.
     for config in ChannelConfig.objects.filter(organization=team.organization):
         if config.secret_encrypted:
             assert config.secret_encrypted not in text
@@ -480,17 +480,15 @@ def test_a_valid_token_unsubscribes_its_user_once_and_idempotently(member_of, te
         lambda t: t.split(":", 1)[0],  # signature removed
         lambda t: "." + t,  # payload marked compressed twice
         lambda t: t + "x",
-        lambda t: "",
     ],
-    ids=["flipped", "replaced", "unsigned", "prefixed", "appended", "empty"],
+    ids=["flipped", "replaced", "unsigned", "prefixed", "appended"],
 )
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_a_tampered_token_is_400_and_changes_nothing(member_of, team, tamper, method):
     user = member_of(team)
     bad = tamper(token_for(user))
-    response = getattr(Client(), method)(f"/unsubscribe/{bad}/") if bad else None
-    if response is not None:
-        assert response.status_code in (400, 404)
+    response = getattr(Client(), method)(f"/unsubscribe/{bad}/")
+    assert response.status_code == 400
     assert channels_of(user) == {}
 
 
