@@ -311,12 +311,12 @@ def add_members(orgs: Sequence[ScaleOrg], members: Iterable[int]) -> Expected:
 
 
 def email_teams(text: str) -> frozenset[str]:
-    """The team names of one digest email's plain text: each line of the summary reads
-    ``- {team} · {count}: {items}``."""
+    """The team names of one digest email's plain text (``weekly_digest.txt``): each team's
+    section opens with a ``== {team} ==`` line."""
     return frozenset(
-        line[2:].split(" · ", 1)[0]
+        line[3:-3]
         for line in text.splitlines()
-        if line.startswith("- ") and " · " in line
+        if line.startswith("== ") and line.endswith(" ==")
     )
 
 
