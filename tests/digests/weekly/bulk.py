@@ -314,9 +314,7 @@ def email_teams(text: str) -> frozenset[str]:
     """The team names of one digest email's plain text (``weekly_digest.txt``): each team's
     section opens with a ``== {team} ==`` line."""
     return frozenset(
-        line[3:-3]
-        for line in text.splitlines()
-        if line.startswith("== ") and line.endswith(" ==")
+        line[3:-3] for line in text.splitlines() if line.startswith("== ") and line.endswith(" ==")
     )
 
 
