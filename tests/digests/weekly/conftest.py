@@ -4,20 +4,11 @@ worker`` subprocess with its own aiosmtpd server (``worker``, ``smtp``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from config.celery import app
 from digests.weekly import activities, keys
 from digests.weekly.types import Digest
 from notifications.models import DigestCadence
@@ -32,6 +23,7 @@ from tests.digests.weekly.factories import (
 )
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 from tests.servers.smtp import SMTPServer
+from tests.servers.worker import celery_worker
 from workspace.models import Experiment, Role, Team
 
 NOW = datetime(2025, 3, 5, 10, 0, tzinfo=UTC)
@@ -40,7 +32,6 @@ DIGEST = Digest.for_week(NOW)
 IN_WINDOW = datetime(2025, 2, 26, 12, 0, tzinfo=UTC)
 BEFORE_WINDOW = datetime(2025, 2, 20, 12, 0, tzinfo=UTC)
 AFTER_WINDOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
@@ -159,14 +150,6 @@ def world(db) -> World:
 # -- a real worker ----------------------------------------------------------------------
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-        f"{db['PORT'] or 5432}/{db['NAME']}"
-    )
-
-
 @pytest.fixture
 def smtp():
     """An aiosmtpd server for the worker subprocess (passed as ``EMAIL_URL``)."""
@@ -184,57 +167,10 @@ def worker_concurrency() -> int:
 def worker(transactional_db, smtp, tmp_path, worker_concurrency):
     """A worker subprocess on this test's database, Redis and SMTP server; tasks are
     published for real (eager mode off) while it runs. Yields the path of its log."""
-    name = f"weekly-digest-test-{uuid.uuid4().hex[:8]}@%h"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "EMAIL_URL": f"smtp://{smtp.host}:{smtp.port}",
-        "NOTIFLOW_TOPIC_PREFIX": settings.NOTIFLOW_TOPIC_PREFIX,
-    }
-    log_path = tmp_path / "worker.log"
-    app.control.purge()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--include",
-                "digests.weekly.tasks",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(worker_concurrency),
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                name,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    app.conf.task_always_eager = False
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=1):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"worker did not start:\n{log_path.read_text()[-4000:]}")
-        yield log_path
-    finally:
-        app.conf.task_always_eager = True
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with celery_worker(
+        tmp_path,
+        concurrency=worker_concurrency,
+        include=("digests.weekly.tasks",),
+        env={"EMAIL_URL": f"smtp://{smtp.host}:{smtp.port}"},
+    ) as running:
+        yield running.log_path
