@@ -48,7 +48,6 @@ from notifications.channels.base import (
 from notifications.channels.email import EmailChannel
 from notifications.channels.registry import get_channel
 from notifications.unsubscribe import unsubscribe_url
-from workspace.models import Organization
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +149,6 @@ def due_queued(*, now: datetime, period: Period | str | None = None) -> list[int
     return list(rows.order_by("id").values_list("id", flat=True))
 
 
-def org_destination(*, organization: Organization, channel: str, address: str) -> Destination:
-    """The organization's bot settings for ``channel`` (secret decrypted), sending to
-    ``address``. Resolved by the delivery module's lookup so both paths agree on which
-    ``ChannelConfig`` wins and why a disabled one is skipped."""
-    return deliveries.channel_destination(
-        organization=organization, channel=channel, address=address
-    )
-
-
 def render_context(
     *, window: Window, user_id: int, channel: str, digest_hour: int, key: str = ""
 ) -> render.Context:
@@ -228,7 +218,7 @@ def _destination_for(digest: Digest, targets: dict) -> Destination:
     target = targets.get((digest.user_id, digest.channel))
     if target is None or not target.address.strip():
         raise ChannelNotConfigured(f"no {digest.channel} address for this user's digest")
-    return org_destination(
+    return deliveries.channel_destination(
         organization=target.organization, channel=digest.channel, address=target.address
     )
 
