@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -178,12 +178,14 @@ def digest_run(
     period: Period | str,
     now: datetime,
     dry_run: bool = False,
+    user_ids: Collection[int] | None = None,
     policy: SendPolicy = SEND,
     progress: Callable[[Progress], None] | None = None,
     clock: WallClock = _wall_now,
 ) -> RunSummary:
     """Build and send the ``period`` digests due at ``now``; record each profile's run.
-    ``dry_run`` computes and renders everything and writes nothing (database or Redis)."""
+    ``dry_run`` computes and renders everything and writes nothing (database or Redis);
+    ``user_ids`` limits the run to those users (the admin's dry-run action)."""
     period = Period(period)
     started = time.monotonic()
     summary = RunSummary(period=period, as_of=now, dry_run=dry_run)
@@ -196,12 +198,15 @@ def digest_run(
             progress(state)
 
     if dry_run:
-        summary.build = digest_build(period=period, now=now, dry_run=True, on_chunk=built)
+        summary.build = digest_build(
+            period=period, now=now, dry_run=True, user_ids=user_ids, on_chunk=built
+        )
         summary.rendered = render_plans(summary.build.queued)
         planned = {r.key for r in summary.rendered}
+        sends = digest_send(now=now, period=period, dry_run=True, user_ids=user_ids)
         summary.previews = [
             (prepared, text)
-            for prepared, text in digest_send(now=now, period=period, dry_run=True).previews
+            for prepared, text in sends.previews
             if prepared.key not in planned and prepared.message is not None
         ]
         summary.seconds = time.monotonic() - started
@@ -209,12 +214,11 @@ def digest_run(
 
     record = _History(period=period, as_of=now, clock=clock)
     try:
-        summary.build = digest_build(period=period, now=now, on_chunk=built)
-        due = set(
-            Digest.objects.filter(due_filter(now), period=period, status=DigestStatus.QUEUED)
-            .values_list("user_id", flat=True)
-            .distinct()
-        )
+        summary.build = digest_build(period=period, now=now, user_ids=user_ids, on_chunk=built)
+        queued = Digest.objects.filter(due_filter(now), period=period, status=DigestStatus.QUEUED)
+        if user_ids is not None:
+            queued = queued.filter(user_id__in=list(user_ids))
+        due = set(queued.values_list("user_id", flat=True).distinct())
         record.pending(summary.build.touched | due)
         record.running()
         state.phase = "send"
@@ -233,7 +237,9 @@ def digest_run(
             if progress:
                 progress(state)
 
-        summary.send = digest_send(now=now, period=period, policy=policy, on_batch=batch)
+        summary.send = digest_send(
+            now=now, period=period, user_ids=user_ids, policy=policy, on_batch=batch
+        )
     except BaseException as exc:
         record.abort(exc)
         raise

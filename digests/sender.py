@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -125,7 +125,13 @@ def recover_stuck(*, now: datetime, policy: SendPolicy = SEND) -> int:
     ).update(status=DigestStatus.QUEUED, next_retry_at=now, updated_at=now)
 
 
-def digest_claim(*, now: datetime, limit: int, period: Period | str | None = None) -> list[int]:
+def digest_claim(
+    *,
+    now: datetime,
+    limit: int,
+    period: Period | str | None = None,
+    user_ids: Collection[int] | None = None,
+) -> list[int]:
     """Take up to ``limit`` queued, due digests for this sender; other senders skip them."""
     with transaction.atomic():
         rows = Digest.objects.select_for_update(skip_locked=True).filter(
@@ -133,6 +139,8 @@ def digest_claim(*, now: datetime, limit: int, period: Period | str | None = Non
         )
         if period is not None:
             rows = rows.filter(period=period)
+        if user_ids is not None:
+            rows = rows.filter(user_id__in=list(user_ids))
         ids = list(rows.order_by("id").values_list("id", flat=True)[:limit])
         if ids:
             Digest.objects.filter(pk__in=ids).update(
@@ -141,11 +149,18 @@ def digest_claim(*, now: datetime, limit: int, period: Period | str | None = Non
     return ids
 
 
-def due_queued(*, now: datetime, period: Period | str | None = None) -> list[int]:
+def due_queued(
+    *,
+    now: datetime,
+    period: Period | str | None = None,
+    user_ids: Collection[int] | None = None,
+) -> list[int]:
     """Every digest :func:`digest_claim` would take, without taking any (``--dry-run``)."""
     rows = Digest.objects.filter(due_filter(now), status=DigestStatus.QUEUED)
     if period is not None:
         rows = rows.filter(period=period)
+    if user_ids is not None:
+        rows = rows.filter(user_id__in=list(user_ids))
     return list(rows.order_by("id").values_list("id", flat=True))
 
 
@@ -329,16 +344,18 @@ def digest_send(
     now: datetime,
     period: Period | str | None = None,
     dry_run: bool = False,
+    user_ids: Collection[int] | None = None,
     policy: SendPolicy = SEND,
     on_batch: Callable[[list[Sent]], None] | None = None,
 ) -> SendReport:
-    """Send every queued digest that is due at ``now`` (of ``period``, if given).
+    """Send every queued digest that is due at ``now`` (of ``period``, and of ``user_ids``,
+    if given).
 
     ``dry_run`` renders what would go out into ``report.previews`` and writes nothing.
     """
     report = SendReport()
     if dry_run:
-        ids = due_queued(now=now, period=period)
+        ids = due_queued(now=now, period=period, user_ids=user_ids)
         for start in range(0, len(ids), policy.batch_size):
             for p in prepare(ids[start : start + policy.batch_size]):
                 text = render.plain_text(p.message) if p.message else ""
@@ -346,7 +363,7 @@ def digest_send(
         return report
     recover_stuck(now=now, policy=policy)
     while True:
-        ids = digest_claim(now=now, limit=policy.batch_size, period=period)
+        ids = digest_claim(now=now, limit=policy.batch_size, period=period, user_ids=user_ids)
         if not ids:
             break
         report.claimed += len(ids)

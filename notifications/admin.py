@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import transaction
 
 from notifications import models, services
 from notifications.secrets import encrypt
@@ -65,7 +66,9 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed or skipped deliveries")
     def retry(self, request, queryset):
-        from notifications.tasks import deliver
+        """Re-queue them from scratch; the tasks are enqueued once the re-queue has
+        committed, so a worker never finds the row still failed."""
+        from notifications.tasks import deliver_all
 
         ids = list(
             queryset.filter(
@@ -75,8 +78,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         models.Delivery.objects.filter(id__in=ids).update(
             status=models.DeliveryStatus.QUEUED, next_retry_at=None, attempts=0
         )
-        for delivery_id in ids:
-            deliver.delay(delivery_id)
+        transaction.on_commit(lambda: deliver_all(ids))
         self.message_user(request, f"Queued {len(ids)} deliveries again.")
 
 

@@ -12,7 +12,13 @@ from playwright.sync_api import expect
 
 from notifications.models import Delivery, Notification, Preference, Trigger
 from notifications.unsubscribe import unsubscribe_token
-from tests.factories import MembershipFactory, TeamFactory, TriggerFactory
+from tests.factories import (
+    InsightFactory,
+    MembershipFactory,
+    TeamFactory,
+    TriggerFactory,
+    UserFactory,
+)
 from tests.frontend.conftest import hours_ago, shot
 from workspace.models import Insight
 
@@ -40,23 +46,40 @@ def error_beside(page, field):
 # --- the notification center ----------------------------------------------------------
 
 
-def test_badge_shows_unread_count_and_follows_new_notifications(member, web, notify, login):
+def test_badge_follows_activity_raised_by_another_user_without_a_reload(
+    member, web, notify, login, api_client, drain
+):
+    """Bob edits Ada's insight through the API while her page is open: activity log →
+    outbox → relay → Kafka → consumer → notification, and her badge's next poll shows it."""
     notify(member, web, title="Checkout errors spiked")
     notify(member, web, title="Revenue dashboard was edited")
     notify(member, web, title="Old news", read_at=hours_ago(1))
+    insight = InsightFactory(team=web, created_by=member, name="Weekly revenue")
+    bob = MembershipFactory(user=UserFactory(username="bob", first_name="Bob"), team=web).user
 
     page = login(member)
     polls: list[int] = []
     page.on("response", lambda r: "unread_count" in r.url and polls.append(r.status))
+    loads: list[str] = []
+    page.on("load", lambda _: loads.append(page.url))
 
     expect(badge(page)).to_have_attribute("data-unread-count", "2")
     expect(page.locator(".bell .badge")).to_have_text("2")
     page.wait_for_timeout(1500)
     assert 304 in polls  # polls with If-None-Match cost nothing while nothing changed
-    notify(member, web, title="Someone edited your insight")
-    expect(badge(page)).to_have_attribute("data-unread-count", "3")  # no reload
+
+    api_client.force_authenticate(bob)
+    response = api_client.patch(
+        f"/api/insights/{insight.pk}/", {"name": "Weekly revenue (EUR)"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    drain(expected=2)  # the insight's "created" and Bob's edit
+    assert Notification.objects.filter(recipient=member, actor=bob).count() == 1
+
+    expect(badge(page)).to_have_attribute("data-unread-count", "3")
     expect(page.locator("#unread-status")).to_have_text("3 unread notifications")
     expect(page.get_by_text("New notifications arrived.")).to_be_visible()
+    assert loads == []  # all of it without a reload
     shot(page, "center")
 
 
