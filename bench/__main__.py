@@ -9,6 +9,9 @@ BENCHMARKS = {
     "consumer": "bench.consumer",
     "ingest": "bench.ingest",
     "inbox": "bench.inbox",
+    "activity_latency": "bench.activity_latency",
+    "digests": "bench.digests",
+    "burst": "bench.burst",
     "inbox-hq": "bench.inbox_hq",  # the django-notifications-hq half of inbox, own process
 }
 

@@ -19,7 +19,7 @@ class Periodic:
 PERIODIC = (
     Periodic("Relay the notification outbox to Kafka", "notifications.tasks.relay_outbox", 5),
     Periodic("Check scheduled triggers", "notifications.tasks.run_checks", 60),
-    Periodic("Flush roll-up windows", "notifications.tasks.flush_rollups", 5),
+    Periodic("Flush roll-up windows", "notifications.tasks.flush_rollups", 1),
     Periodic("Re-enqueue due and stuck deliveries", "notifications.tasks.recover_deliveries", 60),
 )
 
