@@ -19,8 +19,10 @@ so it is never stored in clear. Settings per type:
   the bot token is required.
 - ``telegram``: ``default_target`` (a chat id); the bot token is required.
 - ``webhook``: ``url`` (http or https), stored as ``default_target`` like the others (the
-  sender reads that name; responses show both). Without a secret one is generated and
-  returned once, as ``secret_shown_once`` in the create response.
+  sender reads that name; responses show both). A host that resolves to a loopback or
+  private address is refused (400 on ``config.url``) unless
+  ``NOTIFLOW_WEBHOOK_ALLOW_PRIVATE`` is on. Without a secret one is generated and returned
+  once, as ``secret_shown_once`` in the create response.
 
 Leaving ``secret`` out of an update keeps the stored one. Errors use the flat shape of
 :mod:`api.errors`.
@@ -47,6 +49,7 @@ from api.permissions import (
     is_org_admin,
 )
 from notifications import services
+from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, ChannelConfig
 
 SLACK_TARGET = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
@@ -88,6 +91,9 @@ def _config_errors(kind: str, config: dict[str, Any]) -> dict[str, list[str]]:
             URLValidator(schemes=["http", "https"])(url)
         except DjangoValidationError:
             errors["config.url"] = ["a webhook needs an http(s) URL"]
+        else:
+            if refusal := saved_url_refusal(url):
+                errors["config.url"] = [refusal]
         if config.get("url") and target and target != config["url"]:
             errors["config.default_target"] = ["must equal url (or be left out)"]
     return errors

@@ -10,6 +10,9 @@ belong to no field are under ``non_field_errors``. Views get it by mixing in
 
 :class:`JSONParser` (the API's default) makes the bodies DRF's own parser lets through as a
 500 — JSON nested deeper than Python's stack, strings holding a lone surrogate — a 400.
+:func:`exception_handler` (DRF's ``EXCEPTION_HANDLER``) answers a body over Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` with :class:`BodyTooLarge`, a JSON 413 like ingestion's own
+limit, instead of Django's HTML 400 page.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import parsers
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework import parsers, status, views
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.settings import api_settings
 
 from notifications.events import LONE_SURROGATE, has_lone_surrogate
@@ -117,3 +122,22 @@ class JSONParser(parsers.JSONParser):
         if lone_surrogate:
             raise ParseError(f"JSON parse error - a string {LONE_SURROGATE}")
         return data
+
+
+class BodyTooLarge(APIException):
+    """A request body over the endpoint's limit: 413 ``{"detail": "… larger than 5 MB"}``."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "body_too_large"
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"request body is larger than {limit_bytes / (1024 * 1024):g} MB")
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus Django's :class:`RequestDataTooBig` — raised when a parser reads a
+    body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` — as :class:`BodyTooLarge`, for every API view
+    (ingestion reads its body itself, up to its own larger limit)."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = BodyTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    return views.exception_handler(exc, context)

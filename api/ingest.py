@@ -20,24 +20,29 @@ encoded event (a 400 naming ``properties``: Kafka would never accept it).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.errors import BodyTooLarge
 from api.permissions import IngestRateThrottle
 from notifications.events import (
     LONE_SURROGATE,
@@ -65,6 +70,12 @@ MAX_EVENT_BYTES = 1_000_000
 INGEST_ID_NAMESPACE = uuid.UUID("5f0c8a52-6d1e-4f1b-9a57-3c2f6e0d9b41")
 # Compared against when no team has the key, so a miss costs what a hit costs.
 _NO_TEAM_TOKEN = "phc_" + "0" * 32
+# api_key -> team, per process: a batch needs no query while its key was seen in the last
+# TEAM_CACHE_SECONDS. A change to any team empties this process's cache at once; other
+# processes see a rotated or deleted key within TEAM_CACHE_SECONDS (docs/decisions.md).
+TEAM_CACHE_SECONDS = 5.0
+TEAM_CACHE_SIZE = 1024
+_teams: dict[bytes, tuple[float, Team]] = {}
 
 
 @dataclass(frozen=True)
@@ -104,18 +115,36 @@ def max_events() -> int:
 
 
 def team_for_api_key(*, api_key: Any) -> Team | None:
-    """The team whose ``api_token`` is ``api_key``, or None; the final check is constant-time."""
+    """The team whose ``api_token`` is ``api_key``, or None; the final check is constant-time.
+
+    Found teams are cached for :data:`TEAM_CACHE_SECONDS` under the key's SHA-256 (so the
+    lookup compares digests, never the key itself); unknown keys are not cached.
+    """
     if not isinstance(api_key, str) or not api_key:
         return None
+    digest = hashlib.sha256(api_key.encode()).digest()
+    clock = time.monotonic()
+    cached = _teams.get(digest)
+    if cached is not None and cached[0] > clock:
+        return cached[1]
     team = Team.objects.filter(api_token=api_key).only("id", "organization_id", "api_token").first()
     stored = team.api_token if team is not None else _NO_TEAM_TOKEN
     if not hmac.compare_digest(stored.encode(), api_key.encode()):
         return None
+    if len(_teams) >= TEAM_CACHE_SIZE:
+        _teams.clear()
+    _teams[digest] = (clock + TEAM_CACHE_SECONDS, team)
     return team
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+@receiver(post_save, sender=Team, dispatch_uid="ingest-forget-teams-on-save")
+@receiver(post_delete, sender=Team, dispatch_uid="ingest-forget-teams-on-delete")
+def forget_teams(**_: Any) -> None:
+    """A team's token or existence changed: this process asks the database again."""
+    _teams.clear()
+
+
+_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
 
 
 def derived_event_id(
@@ -161,7 +190,7 @@ def _build_event(
         errors.append(FieldError("properties", message, index))
 
     raw_timestamp = item.get("timestamp")
-    occurred_at = now.astimezone(UTC)
+    occurred_at = now
     if raw_timestamp is not None:
         try:
             occurred_at = parse_timestamp(raw_timestamp, "timestamp")
@@ -225,6 +254,7 @@ def ingest_batch(*, team: Team, batch: Any, now: datetime) -> list[Event]:
     if len(batch) > limit:
         raise BatchTooLarge(len(batch), limit)
     errors: list[FieldError] = []
+    now = now.astimezone(UTC)
     built = [
         _build_event(team=team, item=item, index=index, now=now, errors=errors)
         for index, item in enumerate(batch)
@@ -236,12 +266,6 @@ def ingest_batch(*, team: Team, batch: Any, now: datetime) -> list[Event]:
 
 def _errors_response(errors: list[FieldError]) -> Response:
     return Response({"errors": [e.to_dict() for e in errors]}, status=status.HTTP_400_BAD_REQUEST)
-
-
-class BodyTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = f"request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB"
-    default_code = "body_too_large"
 
 
 def _reject_constant(name: str) -> Any:
@@ -265,10 +289,10 @@ class BoundedJSONParser(BaseParser):
         except ValueError:
             declared = 0
         if declared > MAX_BODY_BYTES:
-            raise BodyTooLarge()
+            raise BodyTooLarge(MAX_BODY_BYTES)
         raw = stream.read(MAX_BODY_BYTES + 1)
         if len(raw) > MAX_BODY_BYTES:
-            raise BodyTooLarge()
+            raise BodyTooLarge(MAX_BODY_BYTES)
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
             lone_surrogate = has_lone_surrogate(data, raw)

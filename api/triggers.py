@@ -42,6 +42,7 @@ from rest_framework.response import Response
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
 from api.permissions import CallerTeamField, TeamScopedViewSet
+from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, Trigger, TriggerKind
 from notifications.triggers import (
     STREAM_KINDS,
@@ -72,9 +73,10 @@ class TriggerChannelSerializer(serializers.Serializer):
     """One destination: ``{"type": "slack", "target": "#alerts"}``.
 
     ``target`` is where the message goes: the Slack channel (required for Slack), a fixed
-    email address instead of each subscriber's own, the webhook URL, or the Telegram chat
-    id. Credentials (bot token, signing secret) come from the organization's channel of
-    that type (``/api/channels/``).
+    email address instead of each subscriber's own, the webhook URL (refused when its host
+    resolves to a private address, as the channel itself would), or the Telegram chat id.
+    Credentials (bot token, signing secret) come from the organization's channel of that
+    type (``/api/channels/``).
     """
 
     type = serializers.ChoiceField(
@@ -99,6 +101,8 @@ class TriggerChannelSerializer(serializers.Serializer):
                 validate_email(target)
             except DjangoValidationError:
                 raise ValidationError({"target": ["must be an email address"]}) from None
+        if kind == Channel.WEBHOOK and target and (refusal := saved_url_refusal(target)):
+            raise ValidationError({"target": [refusal]})
         return attrs
 
 

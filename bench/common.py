@@ -22,7 +22,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,6 +225,25 @@ def _looks_numeric(text: str) -> bool:
 _NUMERIC = re.compile(r"^-?[\d,]+(\.\d+)?(e[+-]?\d+)?[x%]?$")
 
 
+def latency(values: Sequence[float]) -> dict[str, Any]:
+    """``n``, p50, p95 and max of durations in seconds, in milliseconds."""
+    return {
+        "n": len(values),
+        "p50_ms": ms(percentile(values, 50)),
+        "p95_ms": ms(percentile(values, 95)),
+        "max_ms": ms(max(values)) if values else None,
+    }
+
+
+def latency_row(figures: dict[str, Any]) -> tuple[Any, ...]:
+    """A :func:`latency` dict as table cells: n, p50, p95, max."""
+    return figures["n"], figures["p50_ms"], figures["p95_ms"], figures["max_ms"]
+
+
+def targets_line(found: dict[str, Any]) -> str:
+    return "targets: " + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in found.items())
+
+
 def emit(result: dict[str, Any], rendered_table: str) -> None:
     """The one JSON line (stdout), then the table; also kept in bench/.out/<name>.json."""
     line = json.dumps(result, separators=(",", ":"), default=str)
@@ -297,3 +317,37 @@ def _broker_version() -> str:
             admin.close()
     except Exception as exc:  # reported, not fatal
         return f"unknown ({exc.__class__.__name__})"
+
+
+@contextmanager
+def background(
+    argv: Sequence[str],
+    *,
+    log_name: str,
+    ready: Callable[[], bool] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A project process (``manage.py consume_events``, ``celery … beat``) on the
+    benchmark's environment, its output in ``bench/.out/<log_name>``; it is waited for
+    until ``ready()`` is true, and ended by its own pid (SIGTERM, then SIGKILL)."""
+    log_path = OUT_DIR / log_name
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            list(argv), cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while ready is not None and not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[0]} did not get ready; see {log_path}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -8,12 +8,15 @@ of 100 events:
 - ``publish``  ``stream.publish_events`` called in-process with the events that batch
   becomes (one batch at a time, waiting for every ack, as the view does): the Kafka
   ceiling of one client.
-- ``ingest``   ``.venv/bin/gunicorn config.wsgi -w 2 -b 127.0.0.1:<port>`` with the
-  benchmark's DATABASE_URL and topic prefix: the real endpoint.
+- ``ingest``   ``.venv/bin/gunicorn config.wsgi -w 2 --threads 4 -b 127.0.0.1:<port>``
+  (production's flags, docker-compose.yml) with the benchmark's DATABASE_URL and topic
+  prefix, and ``bench.settings_ingest`` (the per-IP ingest throttle off: one load
+  generator stands in for many clients): the real endpoint.
 
 The load generator is a closed loop of ``--concurrency`` Python threads, each with its own
-``http.client`` connection (kept alive when the server allows it; gunicorn's sync workers
-close it after each response, so the thread reconnects). Traffic goes only to 127.0.0.1.
+``http.client`` connection (kept alive when the server allows it, as gthread workers do;
+sync workers, ``--threads 1``, close it after each response, so the thread reconnects).
+Traffic goes only to 127.0.0.1.
 Requests that start in the first ``--warmup`` seconds are not counted.
 """
 
@@ -169,8 +172,17 @@ def drive(
 class Gunicorn:
     """``.venv/bin/gunicorn <app> -w N -b 127.0.0.1:<port>``, ended by its own pid."""
 
-    def __init__(self, app: str, *, workers: int, extra: list[str], log_name: str) -> None:
+    def __init__(
+        self,
+        app: str,
+        *,
+        workers: int,
+        extra: list[str],
+        log_name: str,
+        settings_module: str = "config.settings",
+    ) -> None:
         self.port = free_port()
+        self.settings_module = settings_module
         self.log_path = common.OUT_DIR / log_name
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.argv = [str(gunicorn), app, "-w", str(workers), "-b", f"{HOST}:{self.port}", *extra]
@@ -179,7 +191,11 @@ class Gunicorn:
     def __enter__(self) -> Gunicorn:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            self.argv, cwd=common.ROOT, env=dict(os.environ), stdout=log, stderr=log
+            self.argv,
+            cwd=common.ROOT,
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": self.settings_module},
+            stdout=log,
+            stderr=log,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -277,6 +293,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="load generator threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn -w")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="gunicorn --threads (gthread workers above 1), as docker-compose.yml runs it",
+    )
+    parser.add_argument(
         "--gunicorn-args", default="", help="extra gunicorn flags, e.g. '--threads 4'"
     )
     parser.add_argument(
@@ -320,7 +342,7 @@ def main(argv: list[str]) -> int:
     api_key = Team.objects.get(pk=world.teams[0][0]).api_token
     stream.ensure_topics()
     bodies = make_bodies(api_key, 64)
-    extra = ["--log-level", "warning", *args.gunicorn_args.split()]
+    extra = ["--threads", str(args.threads), "--log-level", "warning", *args.gunicorn_args.split()]
     load_args = {"concurrency": args.concurrency, "duration": args.duration, "warmup": args.warmup}
     loadavg_before = os.getloadavg()
 
@@ -337,12 +359,16 @@ def main(argv: list[str]) -> int:
     publish_load = publish_only(bodies, duration=args.duration, warmup=args.warmup)
 
     before = topic_end_offsets()
-    common.log(f"ingest: gunicorn config.wsgi -w {args.workers}, {args.duration:.0f}s")
+    common.log(
+        f"ingest: gunicorn config.wsgi -w {args.workers} --threads {args.threads}, "
+        f"{args.duration:.0f}s"
+    )
     with Gunicorn(
         "bench.wsgi_patched" if args.fast_encode else "config.wsgi",
         workers=args.workers,
         extra=extra,
         log_name="ingest-gunicorn.log",
+        settings_module="bench.settings_ingest",
     ) as server:
         ingest_load = drive("ingest", server.port, bodies, **load_args)
         command_line = " ".join(server.argv[1:]).replace(str(common.ROOT) + "/", "")
@@ -354,6 +380,7 @@ def main(argv: list[str]) -> int:
         "date": common.now_iso(),
         "command": "bench/run ingest " + " ".join(argv),
         "server": f"gunicorn {command_line}",
+        "server_settings": "bench.settings_ingest (config.settings, ingest throttle off)",
         "fast_encode": args.fast_encode,
         "concurrency": args.concurrency,
         "batch": BATCH,

@@ -37,6 +37,11 @@ NOTIFLOW_TOPIC_PREFIX = Variable("NOTIFLOW_TOPIC_PREFIX", "notiflow", "prefix of
 NOTIFLOW_TOPIC_PARTITIONS = Variable(
     "NOTIFLOW_TOPIC_PARTITIONS", "4", "partitions of topics notiflow creates"
 )
+NOTIFLOW_TRIGGER_REFRESH_SECONDS = Variable(
+    "NOTIFLOW_TRIGGER_REFRESH_SECONDS",
+    "2",
+    "how often the consumer asks the database whether a trigger changed",
+)
 EMAIL_URL = Variable("EMAIL_URL", "", "smtp://host:port for outgoing mail; console when unset")
 SLACK_API_BASE_URL = Variable(
     "SLACK_API_BASE_URL", "", "Slack Web API base URL; slack-sdk's when unset"
@@ -54,6 +59,7 @@ ALL: tuple[Variable, ...] = (
     KAFKA_BOOTSTRAP_SERVERS,
     NOTIFLOW_TOPIC_PREFIX,
     NOTIFLOW_TOPIC_PARTITIONS,
+    NOTIFLOW_TRIGGER_REFRESH_SECONDS,
     EMAIL_URL,
     SLACK_API_BASE_URL,
     NOTIFLOW_BASE_URL,

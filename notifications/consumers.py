@@ -10,17 +10,26 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import Count, Max
 from django.utils import timezone
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from notifications import rollup, stream, tasks
 from notifications.events import Event, InvalidEvent, Source, decode
@@ -52,11 +61,13 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class BatchPolicy:
-    """How much the loop takes at once and how it backs off when the database fails."""
+    """How much the loop takes at once, how it backs off when a batch fails, and after how
+    many identical non-transient failures a batch is taken apart (see ``ConsumerLoop``)."""
 
-    max_records: int = 500
+    max_records: int = 2000
     poll_timeout_ms: int = 1000
     retry_backoff_seconds: float = 2.0
+    poison_attempts: int = 3
 
 
 DEFAULT_BATCH = BatchPolicy()
@@ -72,16 +83,33 @@ class BatchResult:
 
 @dataclass
 class TriggerCache:
-    """Compiled triggers and their subscribers, rebuilt only when a trigger changes."""
+    """Compiled triggers and their subscribers, rebuilt only when a trigger changes.
+
+    Whether one changed (their count and newest ``updated_at``) is asked of the database at
+    most every ``settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS``, not every batch: a trigger
+    saved in another process is evaluated from a batch at most that much later.
+    :meth:`expire` makes the next batch ask at once.
+    """
 
     version: tuple[Any, ...] | None = None
     index: TriggerIndex = field(default_factory=lambda: TriggerIndex(()))
     subscribers: dict[int, frozenset[int]] = field(default_factory=dict)
+    checked_at: datetime | None = None
 
-    def refresh(self) -> None:
-        version = tuple(Trigger.objects.aggregate(n=Count("id"), latest=Max("updated_at")).values())
-        if version == self.version:
+    def expire(self) -> None:
+        self.checked_at = None
+
+    def refresh(self, now: datetime) -> None:
+        interval = timedelta(seconds=settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS)
+        if self.checked_at is not None and timedelta(0) <= now - self.checked_at < interval:
             return
+        version = tuple(Trigger.objects.aggregate(n=Count("id"), latest=Max("updated_at")).values())
+        if version != self.version:
+            self._load()
+            self.version = version
+        self.checked_at = now
+
+    def _load(self) -> None:
         rows = list(
             Trigger.objects.filter(enabled=True).values(
                 "id",
@@ -96,7 +124,7 @@ class TriggerCache:
             )
         )
         subscribers: dict[int, set[int]] = defaultdict(set)
-        through = Trigger.subscribers.through.objects.filter(trigger_id__in=[r["id"] for r in rows])
+        through = Trigger.subscribers.through.objects.filter(trigger__enabled=True)
         for trigger_id, user_id in through.values_list("trigger_id", "user_id"):
             subscribers[trigger_id].add(user_id)
         self.subscribers = {
@@ -115,7 +143,6 @@ class TriggerCache:
             )
             for r in rows
         )
-        self.version = version
 
 
 class EventProcessor:
@@ -130,8 +157,8 @@ class EventProcessor:
         if not events:
             return result
         with transaction.atomic():
-            self.triggers.refresh()
             now = self.clock()
+            self.triggers.refresh(now)
             matches: list[Match] = []
             counted: dict[CompiledTrigger, list[Event]] = defaultdict(list)
             for event in events:
@@ -152,8 +179,9 @@ class EventProcessor:
             matches.extend(self._fired_counts(counted))
             result.matches = len(matches)
             planned = plan(matches, self._audience(matches))
-            result.stored = store(planned.notifications)
-            to_send = queue_deliveries(planned.deliveries)
+            stored = store(planned.notifications)
+            result.stored = len(stored)
+            to_send = queue_deliveries(planned.deliveries, stored)
             to_send += rollup.record_hits(self._new_hits(planned.rollup_hits), now=now)
             self._follow(e for e in events if e.source == Source.ACTIVITY)
             if to_send:
@@ -241,30 +269,50 @@ class EventProcessor:
         return [h for h in hits if (h.trigger.id, h.event.id) in new]
 
     def _audience(self, matches: list[Match]) -> Audience:
-        team_ids = {m.event.team_id for m in matches}
+        """Members, mutes and switched-off channels of the people the matches may reach;
+        their email addresses only when a matched trigger emails each recipient."""
         user_ids = {u for m in matches for u in m.candidates}
+        if not user_ids:
+            return Audience(members={}, muted={}, off={})
         members: dict[int, set[int]] = defaultdict(set)
-        for team_id, user_id in Membership.objects.filter(
-            team_id__in=team_ids, user_id__in=user_ids
-        ).values_list("team_id", "user_id"):
-            members[team_id].add(user_id)
-        muted: dict[int, set[int]] = defaultdict(set)
         off: dict[int, frozenset[tuple[str, str]]] = {}
-        for pref in Preference.objects.filter(user_id__in=user_ids).prefetch_related("muted_teams"):
-            for team in pref.muted_teams.all():
-                muted[team.id].add(pref.user_id)
-            off[pref.user_id] = frozenset(
-                (category, channel)
-                for category, channels in pref.channels.items()
-                for channel, on in channels.items()
-                if not on
+        preference = "user__notification_preference"
+        for team_id, user_id, has_preference, channels in Membership.objects.filter(
+            team_id__in={m.event.team_id for m in matches}, user_id__in=user_ids
+        ).values_list("team_id", "user_id", f"{preference}__id", f"{preference}__channels"):
+            members[team_id].add(user_id)
+            if has_preference is not None:
+                off[user_id] = frozenset(
+                    (category, channel)
+                    for category, by_channel in channels.items()
+                    for channel, on in by_channel.items()
+                    if not on
+                )
+        user_ids = {u for team in members.values() for u in team}
+        muted: dict[int, set[int]] = defaultdict(set)
+        if off:
+            for team_id, user_id in Preference.muted_teams.through.objects.filter(
+                preference__user_id__in=list(off)
+            ).values_list("team_id", "preference__user_id"):
+                muted[team_id].add(user_id)
+        emails: dict[int, str] = {}
+        if any(
+            spec.type == "email" and spec.per_recipient
+            for m in matches
+            if m.trigger is not None
+            for spec in m.trigger.channels
+        ):
+            emails = dict(
+                get_user_model()
+                .objects.filter(pk__in=user_ids)
+                .exclude(email="")
+                .values_list("pk", "email")
             )
-        emails = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "email"))
         return Audience(
             members={k: frozenset(v) for k, v in members.items()},
             muted={k: frozenset(v) for k, v in muted.items()},
             off=off,
-            emails={k: v for k, v in emails.items() if v},
+            emails=emails,
         )
 
     def _follow(self, activity: Iterable[Event]) -> None:
@@ -318,16 +366,16 @@ def claim_new_events(trigger_id: int, events: Sequence[Event]) -> set[uuid.UUID]
         return {uuid.UUID(str(value)) for (value,) in cursor.fetchall()}
 
 
-def queue_deliveries(drafts: Sequence[DeliveryDraft]) -> list[int]:
+def queue_deliveries(
+    drafts: Sequence[DeliveryDraft], notification_ids: Mapping[str, int]
+) -> list[int]:
     """Insert deliveries by idempotency key; return ids of those still waiting to be sent
-    (a replayed batch re-enqueues them, and the task's claim makes that harmless)."""
+    (a replayed batch re-enqueues them, and the task's claim makes that harmless).
+
+    ``notification_ids`` is what :func:`store` inserted: a delivery links to the in-app row
+    made for the same recipient in the same batch. A replay inserts neither again."""
     if not drafts:
         return []
-    notification_ids = dict(
-        Notification.objects.filter(dedup_key__in={d.dedup_key for d in drafts}).values_list(
-            "dedup_key", "id"
-        )
-    )
     Delivery.objects.bulk_create(
         [
             Delivery(
@@ -353,42 +401,140 @@ def queue_deliveries(drafts: Sequence[DeliveryDraft]) -> list[int]:
     )
 
 
-def store(drafts: Sequence[Draft]) -> int:
-    """Insert drafts; an existing dedup key is left as it is. Returns rows inserted."""
+STORE_CHUNK = 1000
+_STORED_COLUMNS = (
+    "recipient_id",
+    "team_id",
+    "category",
+    "title",
+    "body",
+    "url",
+    "actor_id",
+    "actor_name",
+    "trigger_id",
+    "event_id",
+    "event_name",
+    "reason",
+    "dedup_key",
+    "group_key",
+    "count",
+    "first_seen_at",
+    "last_seen_at",
+    "created_at",
+)
+
+
+def store(drafts: Sequence[Draft]) -> dict[str, int]:
+    """Insert drafts; an existing dedup key is left as it is. Returns the id of each row
+    inserted by its dedup key (none for a replayed batch).
+
+    One ``INSERT … ON CONFLICT (dedup_key) DO NOTHING RETURNING``: no model instances, no
+    lookups before or after. On PostgreSQL the rows travel as one JSON parameter
+    (``json_populate_recordset`` over the table's own row type): psycopg parses a query's
+    placeholders in Python and caches only short queries, so a ``VALUES`` list of 18
+    placeholders a row cost more than the insert itself. Elsewhere (SQLite), ``VALUES``
+    in chunks of 1,000 rows."""
     if not drafts:
-        return 0
-    keys = [d.dedup_key for d in drafts]
-    before = Notification.objects.filter(dedup_key__in=keys).count()
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                recipient_id=d.recipient_id,
-                team_id=d.team_id,
-                category=d.category,
-                title=d.title,
-                body=d.body,
-                url=d.url,
-                actor_id=d.actor_id,
-                actor_name=d.actor_name,
-                trigger_id=d.trigger_id,
-                event_id=d.event_id,
-                event_name=d.event_name,
-                reason=d.reason,
-                dedup_key=d.dedup_key,
-                group_key=f"{d.trigger_id or 'activity'}:{d.recipient_id}",
-                first_seen_at=d.occurred_at,
-                last_seen_at=d.occurred_at,
+        return {}
+    now = timezone.now()
+    rows = [
+        (
+            d.recipient_id,
+            d.team_id,
+            d.category,
+            d.title,
+            d.body,
+            d.url,
+            d.actor_id,
+            d.actor_name,
+            d.trigger_id,
+            d.event_id,
+            d.event_name,
+            d.reason,
+            d.dedup_key,
+            f"{d.trigger_id or 'activity'}:{d.recipient_id}",
+            1,
+            d.occurred_at,
+            d.occurred_at,
+            now,
+        )
+        for d in drafts
+    ]
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _STORED_COLUMNS)
+    conflict = "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id"
+    inserted: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} "
+                f"FROM json_populate_recordset(NULL::{table}, %s::json) {conflict}",
+                [
+                    orjson.dumps(
+                        [dict(zip(_STORED_COLUMNS, row, strict=True)) for row in rows]
+                    ).decode()
+                ],
             )
-            for d in drafts
-        ],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
-    return Notification.objects.filter(dedup_key__in=keys).count() - before
+            inserted.update(cursor.fetchall())
+            return inserted
+        fields = [Notification._meta.get_field(c) for c in _STORED_COLUMNS]
+        placeholder = "(" + ", ".join(["%s"] * len(_STORED_COLUMNS)) + ")"
+        for start in range(0, len(rows), STORE_CHUNK):
+            chunk = rows[start : start + STORE_CHUNK]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) "
+                f"VALUES {', '.join([placeholder] * len(chunk))} {conflict}",
+                [
+                    f.get_db_prep_save(value, connection)
+                    for row in chunk
+                    for f, value in zip(fields, row, strict=True)
+                ],
+            )
+            inserted.update(cursor.fetchall())
+    return inserted
+
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,  # the database went away, a deadlock, a serialization failure
+    InterfaceError,  # a connection closed under us
+    KafkaError,  # the broker is down (dead-lettering, committing)
+    BrokerUnavailable,  # Redis is down when the commit enqueues deliveries
+)
+
+
+def is_transient(exc: Exception) -> bool:
+    """An error that a retry of the same batch can outlive: never a reason to dead-letter."""
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+@dataclass
+class Strikes:
+    """How many times in a row the batch starting at ``offsets`` failed with ``error``."""
+
+    offsets: frozenset[tuple[str, int, int]] = frozenset()
+    error: str = ""
+    count: int = 0
+
+    def add(self, offsets: frozenset[tuple[str, int, int]], error: str) -> int:
+        if (offsets, error) == (self.offsets, self.error):
+            self.count += 1
+        else:
+            self.offsets, self.error, self.count = offsets, error, 1
+        return self.count
+
+    def reached(self, offsets: frozenset[tuple[str, int, int]], limit: int) -> bool:
+        return offsets == self.offsets and self.count >= limit
 
 
 class ConsumerLoop:
-    """Kafka side: poll, dead-letter what does not decode, process, commit after the DB."""
+    """Kafka side: poll, dead-letter what does not decode, process, commit after the DB.
+
+    A batch that fails is rewound and retried after a backoff. Transient errors (database or
+    broker unreachable) are retried for as long as they last. A batch that fails
+    ``policy.poison_attempts`` times in a row with the same other error is processed one
+    event at a time, and the events that still fail are dead-lettered with the error as
+    their ``reason``, so one bad event does not stall its partition.
+    """
 
     def __init__(
         self,
@@ -402,6 +548,7 @@ class ConsumerLoop:
         self.processor = processor
         self.policy = policy
         self.dlq_topic = stream.topic(TopicName.EVENTS_DLQ)
+        self.strikes = Strikes()
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> BatchResult:
         total = BatchResult()
@@ -414,18 +561,17 @@ class ConsumerLoop:
                 if until_idle and self.caught_up():
                     break
                 continue
+            offsets = self._first_offsets(records)
             try:
-                result = self.handle(records)
-            except Exception:
-                log.exception(
-                    "batch of %d failed; rewinding and retrying in %.1fs",
-                    len(records),
-                    self.policy.retry_backoff_seconds,
-                )
-                self._rewind(records)
-                close_old_connections()
+                if self.strikes.reached(offsets, self.policy.poison_attempts):
+                    result = self.isolate(records)
+                else:
+                    result = self.handle(records)
+            except Exception as exc:
+                self._failed(records, offsets, exc)
                 stop.wait(self.policy.retry_backoff_seconds)
                 continue
+            self.strikes = Strikes()
             for name in ("events", "dead_lettered", "matches", "stored"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
         return total
@@ -445,16 +591,13 @@ class ConsumerLoop:
             try:
                 valid.append(decode(record.value))
             except InvalidEvent as exc:
-                dead.append(self._dead_letter(record, exc))
+                dead.append(self._dead_letter(record, str(exc)))
         for future in dead:
             future.get(timeout=10)
         started = time.monotonic()
         result = self.processor.process(valid)
         result.dead_lettered = len(dead)
-        try:
-            self.consumer.commit()
-        except CommitFailedError:
-            log.warning("offset commit failed after a rebalance; the new owner will replay")
+        self._commit()
         log.info(
             "batch: %d events, %d dead-lettered, %d matches, %d stored in %.0f ms",
             result.events,
@@ -465,22 +608,92 @@ class ConsumerLoop:
         )
         return result
 
-    def _dead_letter(self, record: Any, exc: InvalidEvent):
+    def isolate(self, records: list[Any]) -> BatchResult:
+        """Process a poisoned batch one event per transaction; dead-letter each event whose
+        processing still raises a non-transient error, then commit past the batch.
+
+        A transient error propagates and the whole batch is retried (replays are
+        idempotent). So does an error raised by every event of a batch of several: that is
+        the processor failing (a bad deploy, a broken trigger reload), not the events, and
+        dead-lettering the stream would hide it; the partition waits instead.
+        """
+        total = BatchResult()
+        dead = []
+        poisoned: list[tuple[Any, Exception]] = []
+        for record in records:
+            try:
+                event = decode(record.value)
+            except InvalidEvent as exc:
+                dead.append(self._dead_letter(record, str(exc)))
+                continue
+            try:
+                result = self.processor.process([event])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                poisoned.append((record, exc))
+                continue
+            for name in ("events", "matches", "stored"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+        if len(poisoned) > 1 and total.events == 0:
+            raise poisoned[-1][1]
+        for record, error in poisoned:
+            dead.append(self._dead_letter(record, f"processing: {type(error).__name__}: {error}"))
+        for future in dead:
+            future.get(timeout=10)
+        total.dead_lettered = len(dead)
+        self._commit()
         log.warning(
-            "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+            "poisoned batch of %d taken apart: %d stored, %d dead-lettered",
+            len(records),
+            total.stored,
+            total.dead_lettered,
+        )
+        return total
+
+    def _failed(
+        self, records: list[Any], offsets: frozenset[tuple[str, int, int]], exc: Exception
+    ) -> None:
+        if is_transient(exc):
+            attempt = "transient, retried until it passes"
+        else:
+            count = self.strikes.add(offsets, f"{type(exc).__qualname__}: {exc}")
+            attempt = f"attempt {count} of {self.policy.poison_attempts}"
+        log.exception(
+            "batch of %d failed (%s); rewinding and retrying in %.1fs",
+            len(records),
+            attempt,
+            self.policy.retry_backoff_seconds,
+        )
+        self._rewind(records)
+        close_old_connections()
+
+    def _commit(self) -> None:
+        try:
+            self.consumer.commit()
+        except CommitFailedError:
+            log.warning("offset commit failed after a rebalance; the new owner will replay")
+
+    def _dead_letter(self, record: Any, reason: str):
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
         )
         headers = [
-            ("reason", str(exc).encode()),
+            ("reason", reason.encode()),
             ("source", f"{record.topic}:{record.partition}:{record.offset}".encode()),
         ]
         return self.producer.send(
             self.dlq_topic, key=record.key, value=record.value or b"", headers=headers
         )
 
-    def _rewind(self, records: list[Any]) -> None:
-        first: dict[TopicPartition, int] = {}
+    @staticmethod
+    def _first_offsets(records: list[Any]) -> frozenset[tuple[str, int, int]]:
+        first: dict[tuple[str, int], int] = {}
         for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            first[tp] = min(first.get(tp, r.offset), r.offset)
-        for tp, offset in first.items():
-            self.consumer.seek(tp, offset)
+            key = (r.topic, r.partition)
+            first[key] = min(first.get(key, r.offset), r.offset)
+        return frozenset((topic, partition, offset) for (topic, partition), offset in first.items())
+
+    def _rewind(self, records: list[Any]) -> None:
+        for topic, partition, offset in self._first_offsets(records):
+            self.consumer.seek(TopicPartition(topic, partition), offset)

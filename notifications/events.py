@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 200
 MAX_PROPERTIES_DEPTH = 32
@@ -112,6 +114,7 @@ _FIELDS = {
     "occurred_at",
 }
 _REQUIRED = _FIELDS - {"actor", "subject", "properties"}
+_SOURCES = {s.value: s for s in Source}
 
 
 def _positive_int(data: dict[str, Any], key: str) -> int:
@@ -144,21 +147,24 @@ def parse_timestamp(value: Any, path: str = "occurred_at") -> datetime:
         raise InvalidEvent(path, f"is out of range in UTC: {value!r}") from None
 
 
+_CONTAINERS = (dict, list)
+
+
 def nested_deeper_than(value: Any, limit: int) -> bool:
     """Whether a JSON value nests lists and objects more than ``limit`` levels deep.
-    Iterative: the value may be deeper than Python's stack."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    Iterative: the value may be deeper than Python's stack. Only containers are pushed, so
+    a flat object costs one pass over its values."""
+    stack: list[tuple[Any, int]] = [(value, 0)] if isinstance(value, _CONTAINERS) else []
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
+        children = item.values() if isinstance(item, dict) else item
+        if not children:
             continue
-        if children and depth >= limit:
+        if depth >= limit:
             return True
-        stack.extend((child, depth + 1) for child in children)
+        for child in children:
+            if isinstance(child, _CONTAINERS):
+                stack.append((child, depth + 1))
     return False
 
 
@@ -203,22 +209,20 @@ def from_dict(data: Any) -> Event:
         raise InvalidEvent(
             "schema", f"unknown version {data['schema']!r}, expected {SCHEMA_VERSION}"
         )
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise InvalidEvent(unknown[0], "is not a field of the envelope")
-    for key in sorted(_REQUIRED):
-        if key not in data:
-            raise InvalidEvent(key, "is missing")
+    keys = data.keys()
+    if not keys <= _FIELDS:
+        raise InvalidEvent(min(keys - _FIELDS), "is not a field of the envelope")
+    if not keys >= _REQUIRED:
+        raise InvalidEvent(min(_REQUIRED - keys), "is missing")
     try:
         event_id = uuid.UUID(str(data["id"]))
     except ValueError:
         raise InvalidEvent("id", f"must be a UUID, got {data['id']!r}") from None
-    try:
-        source = Source(data["source"])
-    except ValueError:
+    source = _SOURCES.get(data["source"]) if isinstance(data["source"], str) else None
+    if source is None:
         raise InvalidEvent(
             "source", f"must be one of {', '.join(s.value for s in Source)}, got {data['source']!r}"
-        ) from None
+        )
     name = _string(data, "name", "name")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidEvent("name", f"is longer than {MAX_NAME_LENGTH} characters")
@@ -259,12 +263,30 @@ def has_lone_surrogate(data: Any, raw: bytes | None = None) -> bool:
     return False
 
 
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+
+
+def _loads(raw: bytes) -> Any:
+    """``json.loads``, with orjson's 4x faster parser for the common case. orjson refuses
+    what the standard parser reads (NaN, 1e400, lone surrogates, UTF-16) — those fall
+    back — and reads an integer beyond 64 bits as a float, so a body with a run of 19
+    digits anywhere is left to ``json.loads`` too (found by mapping every digit to ``0``
+    and everything else to a space: a C-speed pass, where a regex costs more than orjson)."""
+    if isinstance(raw, bytes) and _LONG_DIGIT_RUN not in raw.translate(_DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
 def decode(raw: bytes | None) -> Event:
     """Bytes from Kafka → a valid :class:`Event`, or :class:`InvalidEvent` with the reason."""
     if raw is None:
         raise InvalidEvent("envelope", "message has no value")
     try:
-        data = json.loads(raw)
+        data = _loads(raw)
         lone_surrogate = has_lone_surrogate(data, raw if isinstance(raw, bytes) else None)
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad UTF-8, bad JSON and integers longer than Python's digit

@@ -9,16 +9,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.triggers import Kind, ThresholdState
 from workspace.models import Team
 
-
-class TriggerKind(models.TextChoices):
-    EVENT = "event", "Event seen"
-    EVENT_COUNT = "event_count", "Event seen N times within M minutes"
-    ACTIVITY = "activity", "Activity on a resource"
-    INSIGHT_THRESHOLD = "insight_threshold", "Insight crosses a threshold"
-    EXPERIMENT_SIGNIFICANCE = "experiment_significance", "Experiment reaches significance"
-    COHORT_MEMBERSHIP = "cohort_membership", "Someone enters or leaves a cohort"
+TriggerKind = Kind
+"""The kinds and their labels live in the pure module (which imports no models)."""
 
 
 class Category(models.TextChoices):
@@ -84,8 +79,12 @@ class Notification(models.Model):
     what caused them (trigger, event) for "why am I seeing this".
     """
 
+    # No index of its own: every inbox index leads with recipient.
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
     )
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notifications")
     category = models.CharField(max_length=32, choices=Category.choices)
@@ -102,7 +101,7 @@ class Notification(models.Model):
     event_id = models.UUIDField(null=True, blank=True)
     event_name = models.CharField(max_length=200, blank=True)
     reason = models.CharField(max_length=400, blank=True, help_text="Why the recipient sees this.")
-    dedup_key = models.CharField(max_length=200, unique=True)
+    dedup_key = models.CharField(max_length=200)  # unique: see Meta.constraints
     group_key = models.CharField(max_length=200, blank=True)
     count = models.PositiveIntegerField(default=1)
     first_seen_at = models.DateTimeField()
@@ -117,14 +116,25 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            # A constraint, not unique=True, which would add a second, varchar_pattern_ops
+            # index that no query uses (dedup_key is only ever compared whole).
+            models.UniqueConstraint(fields=["dedup_key"], name="notification_dedup_key_unique"),
+        ]
         indexes = [
             models.Index(fields=["recipient", "-last_seen_at", "-id"], name="inbox_list"),
-            # Covers the badge's count (index-only) and ?unread=true in order.
+            # The badge's count, index-only: exactly its predicate, and no INCLUDE, so
+            # PostgreSQL deduplicates the (recipient, team, NULL) entries into a few pages.
             models.Index(
-                fields=["recipient", "-last_seen_at", "-id"],
-                include=["team", "snoozed_until"],
+                fields=["recipient", "team", "snoozed_until"],
                 condition=Q(read_at__isnull=True, archived_at__isnull=True),
                 name="inbox_unread",
+            ),
+            # ?unread=true, newest first.
+            models.Index(
+                fields=["recipient", "-last_seen_at", "-id"],
+                condition=Q(read_at__isnull=True, archived_at__isnull=True),
+                name="inbox_unread_list",
             ),
             models.Index(
                 fields=["recipient", "-last_seen_at", "-id"],
@@ -246,11 +256,7 @@ class TriggerMatch(models.Model):
 class TriggerCheck(models.Model):
     """One scheduled evaluation of a check trigger (threshold, significance, cohort)."""
 
-    class State(models.TextChoices):
-        NOT_FIRING = "not_firing"
-        FIRING = "firing"
-        ERRORED = "errored"
-        SNOOZED = "snoozed"
+    State = ThresholdState  # one list, in the pure module
 
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="checks")
     checked_at = models.DateTimeField()

@@ -178,16 +178,18 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
         event, trigger = match.event, match.trigger
         category, title, body, url = render(event, trigger)
         actor_id = event.actor.id if event.actor else None
+        event_id = str(event.id)
         trigger_part = trigger.id if trigger else "activity"
         mode = trigger.delivery.mode if trigger else Mode.DIGEST
         channels = trigger.channels if trigger else IN_APP_ONLY
         if mode == Mode.DIGEST and not any(c.type == "in_app" for c in channels):
             channels = (*channels, ChannelSpec("in_app"))
         message = {"title": title, "body": body, "url": url, "category": category}
+        members = audience.members.get(event.team_id, frozenset())
         recipients = [
             user_id
             for user_id in sorted(match.candidates)
-            if user_id != actor_id and user_id in audience.members.get(event.team_id, ())
+            if user_id != actor_id and user_id in members
         ]
         for spec in channels:
             targets: list[tuple[int | None, str]]
@@ -215,10 +217,10 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
                             actor_id=actor_id,
                             actor_name=event.actor.name if event.actor else "",
                             trigger_id=trigger.id if trigger else None,
-                            event_id=str(event.id),
+                            event_id=event_id,
                             event_name=event.name,
                             reason=match.reason,
-                            dedup_key=f"{event.id}:{trigger_part}:{user_id}",
+                            dedup_key=f"{event_id}:{trigger_part}:{user_id}",
                             occurred_at=event.occurred_at,
                         )
                     )
@@ -229,13 +231,13 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
                 elif trigger is not None and mode == Mode.INSTANT:
                     result.deliveries.append(
                         DeliveryDraft(
-                            idempotency_key=f"{event.id}:{trigger.id}:{spec.type}:{destination}",
+                            idempotency_key=f"{event_id}:{trigger.id}:{spec.type}:{destination}",
                             channel=spec.type,
                             destination=destination,
                             team_id=event.team_id,
                             recipient_id=user_id,
                             trigger_id=trigger.id,
-                            dedup_key=f"{event.id}:{trigger_part}:{user_id}",
+                            dedup_key=f"{event_id}:{trigger_part}:{user_id}",
                             message=message,
                         )
                     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -148,15 +149,20 @@ class PublishFailed(Exception):
 
 
 _shared: dict[str, KafkaProducer] = {}
+_shared_lock = threading.Lock()
 
 
 def shared_producer() -> KafkaProducer:
-    """One producer per process and bootstrap address, built on first use (after fork)."""
+    """One producer per process and bootstrap address, built on first use (after fork);
+    threads of one process (gunicorn's gthread workers) share it."""
     key = settings.KAFKA_BOOTSTRAP_SERVERS
     producer = _shared.get(key)
     if producer is None:
-        require_broker()
-        producer = _shared[key] = build_producer()
+        with _shared_lock:
+            producer = _shared.get(key)
+            if producer is None:
+                require_broker()
+                producer = _shared[key] = build_producer()
     return producer
 
 

@@ -8,8 +8,6 @@ triggers that could match it — adding triggers for other teams or events costs
 from __future__ import annotations
 
 import math
-import re
-import re._parser as sre_parse  # the only way to inspect a pattern's tree (Python 3.11+)
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,14 +15,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import re2
+from django.db.models.enums import TextChoices  # plain enums: no settings, no database
 
-class Kind(StrEnum):
-    EVENT = "event"
-    EVENT_COUNT = "event_count"
-    ACTIVITY = "activity"
-    INSIGHT_THRESHOLD = "insight_threshold"
-    EXPERIMENT_SIGNIFICANCE = "experiment_significance"
-    COHORT_MEMBERSHIP = "cohort_membership"
+
+class Kind(TextChoices):
+    """The one list of trigger kinds, with the labels the admin and the API schema show
+    (``notifications.models.TriggerKind`` is this class)."""
+
+    EVENT = "event", "Event seen"
+    EVENT_COUNT = "event_count", "Event seen N times within M minutes"
+    ACTIVITY = "activity", "Activity on a resource"
+    INSIGHT_THRESHOLD = "insight_threshold", "Insight crosses a threshold"
+    EXPERIMENT_SIGNIFICANCE = "experiment_significance", "Experiment reaches significance"
+    COHORT_MEMBERSHIP = "cohort_membership", "Someone enters or leaves a cohort"
 
 
 STREAM_KINDS = frozenset({Kind.EVENT, Kind.EVENT_COUNT, Kind.ACTIVITY})
@@ -97,6 +101,9 @@ def channel_specs(data: Iterable[Mapping[str, Any]] | None) -> tuple[ChannelSpec
 
 ACTIVITY_ACTIONS = ("created", "updated", "deleted", "sent", "failed")
 MAX_REGEX_LENGTH = 300
+MAX_REGEX_PROGRAM = 1_000
+"""RE2 instructions a pattern may compile to: matching costs at most (text length) x (program
+size) steps, so this and MAX_MATCHED_TEXT bound each regex filter's time per event."""
 MAX_MATCHED_TEXT = 2_000
 MAX_FILTERS = 20
 
@@ -112,58 +119,71 @@ class InvalidTrigger(ValueError):
 # --- validation -----------------------------------------------------------------------
 
 
-_REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, sre_parse.POSSESSIVE_REPEAT)
+def _regex_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the user's error, not a log line
+    return options
 
 
-def _children(tree: Any) -> Iterable[tuple[int, Any]]:
-    """Each sub-pattern of a parsed regex (lookarounds and conditionals included), with the
-    most times it may repeat."""
-    for op, arg in tree:
-        if op in _REPEATS:
-            yield arg[1], arg[2]
-        elif op == sre_parse.SUBPATTERN:
-            yield 1, arg[-1]
-        elif op == sre_parse.BRANCH:
-            yield from ((1, branch) for branch in arg[1])
-        elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
-            yield 1, arg[1]
-        elif op == sre_parse.ATOMIC_GROUP:
-            yield 1, arg
-        elif op == sre_parse.GROUPREF_EXISTS:
-            yield from ((1, branch) for branch in arg[1:] if branch is not None)
+_UNSUPPORTED_GROUPS = (
+    ("(?<=", "a lookbehind (?<=…)"),
+    ("(?<!", "a negative lookbehind (?<!…)"),
+    ("(?=", "a lookahead (?=…)"),
+    ("(?!", "a negative lookahead (?!…)"),
+    ("(?>", "an atomic group (?>…)"),
+    ("(?(", "a conditional group (?(…)"),
+    ("(?P", "a named backreference (?P=…)"),  # (?P<name>…) itself compiles
+)
 
 
-def _ambiguous(tree: Any) -> bool:
-    """Whether the pattern may match one text in several ways: it holds an alternation or a
-    repeat of varying length (``a|aa``, ``a?``, ``a+``, ``a{1,3}``)."""
-    for op, arg in tree:
-        if op == sre_parse.BRANCH or (op in _REPEATS and arg[0] != arg[1]):
-            return True
-    return any(_ambiguous(sub) for _, sub in _children(tree))
+def _unsupported_construct(error: str) -> str | None:
+    """The construct RE2's compile error is about, named for a user, when it is one that
+    backtracking engines have and RE2 leaves out; None for any other error."""
+    code, _, arg = error.partition(": ")
+    for prefix, name in _UNSUPPORTED_GROUPS:
+        if arg.startswith(prefix):
+            return name
+    if code == "invalid escape sequence" and arg[1:].isdigit():
+        return f"a backreference {arg}"
+    if code == "invalid escape sequence" and arg == "\\Z":
+        return "\\Z (write \\z for the end of the text)"
+    if code == "bad repetition operator" and arg.endswith("+") and len(arg) > 1:
+        return f"a possessive quantifier {arg}"
+    return None
 
 
-def _nested_repeat(tree: Any) -> bool:
-    """A repeat around an ambiguous pattern, which backtracks exponentially (or with the
-    repeat count as the exponent): ``(a+)+``, ``(.*)*``, ``(a|aa)*``, ``(a|a?)+``,
-    ``(.*a){12}`` …"""
-    return any(
-        (most > 1 and _ambiguous(sub)) or _nested_repeat(sub) for most, sub in _children(tree)
-    )
+def compile_regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2, which matches in time linear in the text (no
+    backtracking). Raises ``re2.error`` or UnicodeEncodeError (a lone surrogate)."""
+    return re2.compile(pattern, _regex_options())
 
 
 def check_regex(pattern: Any) -> str | None:
-    """Why ``pattern`` cannot be used, or None when it is safe."""
+    """Why ``pattern`` cannot be used, or None when it can. Trigger regexes use RE2's syntax
+    (Python's, less lookarounds, backreferences, atomic groups and possessive quantifiers;
+    ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII), so that no pattern can backtrack."""
     if not isinstance(pattern, str) or not pattern:
         return "must be a non-empty string"
     if len(pattern) > MAX_REGEX_LENGTH:
         return f"is longer than {MAX_REGEX_LENGTH} characters"
     try:
-        re.compile(pattern)
-        tree = sre_parse.parse(pattern)
-    except (re.error, OverflowError) as exc:  # OverflowError: a{99999999999}
-        return f"does not compile: {exc}"
-    if _nested_repeat(tree):
-        return "could backtrack catastrophically (a repeat or alternation inside a repeat)"
+        compiled = compile_regex(pattern)
+    except UnicodeEncodeError:
+        return "does not compile: it holds a lone UTF-16 surrogate"
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else ""
+        error = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        if construct := _unsupported_construct(error):
+            return f"uses {construct}, which RE2 (the engine trigger regexes run on) lacks"
+        return f"does not compile: {error}"
+    # RE2 is linear in the text times the compiled program; bound the program too. The
+    # size is only on the wrapped RE2 object.
+    size = compiled._regexp.ProgramSize()
+    if size > MAX_REGEX_PROGRAM:
+        return (
+            f"is too complex: it compiles to {size:,} steps, at most {MAX_REGEX_PROGRAM:,} "
+            "(lower its repeat counts)"
+        )
     return None
 
 
@@ -309,12 +329,14 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _compare(op: Operator, bound: float) -> Callable[[float], bool]:
-    return {
-        Operator.GT: lambda v: v > bound,
-        Operator.GTE: lambda v: v >= bound,
-        Operator.LT: lambda v: v < bound,
-        Operator.LTE: lambda v: v <= bound,
-    }[op]
+    # Plain comparisons, not a dict of four closures: the consumer compiles every trigger.
+    if op == Operator.GT:
+        return lambda v: v > bound
+    if op == Operator.GTE:
+        return lambda v: v >= bound
+    if op == Operator.LT:
+        return lambda v: v < bound
+    return lambda v: v <= bound
 
 
 def compile_filter(prop: str, op: Operator | str, value: Any) -> Predicate:
@@ -338,9 +360,18 @@ def compile_filter(prop: str, op: Operator | str, value: Any) -> Predicate:
         needle = str(value).lower()
         return lambda p: (v := p.get(prop)) is not None and needle in _text(v).lower()
     if op == Operator.REGEX:
-        pattern = re.compile(value)
+        try:
+            pattern = compile_regex(value)
+        except (re2.error, UnicodeEncodeError):
+            # Saved before trigger regexes ran on RE2 (a lookaround, a backreference): it
+            # matches nothing until edited, rather than stop the trigger reload of every team.
+            return lambda p: False
+        # UTF-8 bytes are what RE2 matches (a str would be encoded on every call); a lone
+        # surrogate, which the decoder refuses anyway, must not raise here.
         return lambda p: (
-            (v := p.get(prop)) is not None and bool(pattern.search(_text(v)[:MAX_MATCHED_TEXT]))
+            (v := p.get(prop)) is not None
+            and pattern.search(_text(v)[:MAX_MATCHED_TEXT].encode("utf-8", "surrogatepass"))
+            is not None
         )
     test = _compare(op, value if _is_number(value) else float(value))
     return lambda p: (n := _as_number(p.get(prop))) is not None and test(n)
@@ -461,7 +492,9 @@ def activity_matches(trigger: CompiledTrigger, properties: Mapping[str, Any]) ->
     return not trigger.resource_types or properties.get("resource_type") in trigger.resource_types
 
 
-class ThresholdState(StrEnum):
+class ThresholdState(TextChoices):
+    """The one list of check states (``TriggerCheck.State`` is this class)."""
+
     NOT_FIRING = "not_firing"
     FIRING = "firing"
     ERRORED = "errored"

@@ -12,25 +12,20 @@ from __future__ import annotations
 
 import html
 import json
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 from urllib.parse import quote
 
 from django.conf import settings
 
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
-from notifications.channels.text import cut_escaped, shorten
-from notifications.channels.webhook import (
-    DEFAULT_TIMEOUTS,
+from notifications.channels.http import (
+    HttpChannel,
     HttpReply,
-    HttpTimeouts,
-    outcome_for_error,
     outcome_for_status,
     parse_retry_after,
-    post,
 )
+from notifications.channels.text import cut_escaped, shorten
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org"
 
@@ -100,21 +95,11 @@ def render_text(message: Message, limits: TelegramLimits = TelegramLimits()) -> 
     return "\n\n".join(part for part in (head, body, lines_text, tail_text) if part)
 
 
-class TelegramChannel:
+class TelegramChannel(HttpChannel[TelegramLimits]):
     """Send through the Telegram Bot API with a bot token the organization gave us."""
 
-    type: ClassVar[str] = "telegram"
-
-    def __init__(
-        self,
-        *,
-        timeouts: HttpTimeouts = DEFAULT_TIMEOUTS,
-        limits: TelegramLimits = TelegramLimits(),
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.timeouts = timeouts
-        self.limits = limits
-        self.clock = clock
+    type = "telegram"
+    default_limits = TelegramLimits()
 
     def send(self, message: Message, destination: Destination) -> Outcome:
         token = destination.settings.get("bot_token")
@@ -131,21 +116,11 @@ class TelegramChannel:
             "parse_mode": "HTML",
             "link_preview_options": {"is_disabled": True},
         }
-        now = self.clock()
-        try:
-            reply = post(
-                url,
-                json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-                {"Content-Type": "application/json; charset=utf-8"},
-                timeouts=self.timeouts,
-                allow_private=True,
-            )
-        except Exception as exc:
-            return outcome_for_error(exc, service="telegram", timeouts=self.timeouts)
-        return self._outcome(reply, now=now)
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        return self.request(url, body, headers, now=self.clock(), allow_private=True)
 
-    @staticmethod
-    def _outcome(reply: HttpReply, *, now: float) -> Outcome:
+    def outcome(self, reply: HttpReply, *, now: float) -> Outcome:
         data = reply.json()
         if not isinstance(data, dict):
             return outcome_for_status(reply, service="telegram", now=now)

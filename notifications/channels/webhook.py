@@ -4,49 +4,22 @@ The receiver verifies a delivery by recomputing
 ``HMAC-SHA256(secret, f"{X-Notiflow-Timestamp}.{raw body}")`` and comparing it with the hex
 digest in ``X-Notiflow-Signature: sha256=<hex>``; the timestamp lets it refuse replays.
 
-Because the URL comes from a user, the channel also guards the network it runs in: the host
-is resolved once, every address is checked (no loopback, private, link-local, shared or
-reserved ranges unless ``settings.NOTIFLOW_WEBHOOK_ALLOW_PRIVATE``), and the connection is
-made to exactly the address that was checked, so a second DNS answer cannot point the
-request elsewhere. Redirects are never followed: a 3xx is a failure that names its target.
-
-The small HTTP client here (:func:`post`, :func:`outcome_for_error`) is shared with the
-Telegram channel, which maps errors the same way.
+The URL comes from a user, so the request goes through :mod:`notifications.channels.http`'s
+address check (private addresses only with ``settings.NOTIFLOW_WEBHOOK_ALLOW_PRIVATE``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
-import ipaddress
 import json
-import socket
-import ssl
-import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
-
-from django.conf import settings
+from typing import Any
 
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
+from notifications.channels.http import HttpChannel, allow_private_addresses
 
 USER_AGENT = "notiflow-webhook/1"
-MAX_RESPONSE_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class HttpTimeouts:
-    """Seconds to wait for the TCP (and TLS) connection, then for each read of the answer."""
-
-    connect: float = 3.0
-    read: float = 10.0
-
-
-DEFAULT_TIMEOUTS = HttpTimeouts()
 
 
 @dataclass(frozen=True)
@@ -54,197 +27,6 @@ class WebhookLimits:
     """How much of a summary goes into one payload; the rest is counted, not sent."""
 
     max_lines: int = 100
-
-
-@dataclass(frozen=True)
-class HttpReply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def header(self, name: str) -> str:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return ""
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
-
-
-class PrivateAddressError(Exception):
-    """The URL's host resolves to an address outside the public internet."""
-
-
-class UnusableURLError(Exception):
-    """The URL is not an http(s) URL with a host."""
-
-
-Resolved = tuple[int, tuple[Any, ...]]  # (address family, socket address)
-
-
-def resolve(host: str, port: int) -> list[Resolved]:
-    """Every TCP address ``host`` resolves to, in the resolver's order."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
-
-
-def non_public_address(addresses: Sequence[Resolved]) -> str:
-    """The first address that is not globally routable (loopback, RFC 1918, link-local,
-    carrier-grade NAT, multicast, reserved…), or ``""`` when all of them are public."""
-    for _, sockaddr in addresses:
-        ip = ipaddress.ip_address(sockaddr[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if not ip.is_global or ip.is_multicast:
-            return str(ip)
-    return ""
-
-
-def _connect_pinned(addresses: Sequence[Resolved], timeouts: HttpTimeouts) -> socket.socket:
-    last_error: OSError = OSError("no address to connect to")
-    for family, sockaddr in addresses:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeouts.connect)
-            sock.connect(sockaddr)
-        except OSError as exc:
-            sock.close()
-            last_error = exc
-            continue
-        sock.settimeout(timeouts.read)
-        return sock
-    raise last_error
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to addresses resolved (and checked) beforehand, not to a fresh DNS answer."""
-
-    def __init__(self, host: str, port: int, addresses: Sequence[Resolved], timeouts: HttpTimeouts):
-        super().__init__(host, port, timeout=timeouts.read)
-        self._addresses = addresses
-        self._timeouts = timeouts
-
-    def connect(self) -> None:
-        self.sock = _connect_pinned(self._addresses, self._timeouts)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, addresses: Sequence[Resolved], timeouts: HttpTimeouts):
-        self._tls = ssl.create_default_context()
-        super().__init__(host, port, timeout=timeouts.read, context=self._tls)
-        self._addresses = addresses
-        self._timeouts = timeouts
-
-    def connect(self) -> None:
-        sock = _connect_pinned(self._addresses, self._timeouts)
-        try:
-            self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
-        except OSError:
-            sock.close()
-            raise
-
-
-def post(
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    timeouts: HttpTimeouts,
-    allow_private: bool,
-) -> HttpReply:
-    """POST ``body`` to ``url`` once: no proxy, no redirects, no retries.
-
-    Raises :class:`UnusableURLError`, :class:`PrivateAddressError` (before connecting) or the
-    socket/HTTP error that stopped the request; :func:`outcome_for_error` maps those.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise UnusableURLError(f"{url!r} is not an http(s) URL with a host")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise UnusableURLError(f"{url!r} has an invalid port") from exc
-    host = parts.hostname
-    try:
-        addresses = resolve(host, port)
-    except UnicodeError as exc:
-        raise UnusableURLError(f"{host!r} is not a valid host name") from exc
-    if not allow_private:
-        private = non_public_address(addresses)
-        if private:
-            raise PrivateAddressError(
-                f"{host} resolves to a private address ({private}); set "
-                "NOTIFLOW_WEBHOOK_ALLOW_PRIVATE to send to internal hosts"
-            )
-    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(host, port, addresses, timeouts)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("POST", path, body=body, headers=dict(headers))
-        response = connection.getresponse()
-        data = response.read(MAX_RESPONSE_BYTES)
-        return HttpReply(response.status, dict(response.getheaders()), data)
-    finally:
-        connection.close()
-
-
-def parse_retry_after(value: str, *, now: float) -> float | None:
-    """``Retry-After`` as seconds from ``now``: either delay-seconds or an HTTP date."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def outcome_for_status(reply: HttpReply, *, service: str, now: float) -> Outcome:
-    """Map a webhook-style HTTP answer: 2xx sent; 429 and 5xx retry (honouring
-    ``Retry-After``); 3xx failed, naming the redirect; any other status failed."""
-    status = reply.status
-    if 200 <= status < 300:
-        return Outcome.sent(provider_id=reply.header("X-Request-Id"))
-    if 300 <= status < 400:
-        location = reply.header("Location") or "no Location header"
-        return Outcome.failed(
-            f"{service} answered {status} redirecting to {location}; redirects are not followed"
-        )
-    excerpt = reply.body[:200].decode("utf-8", "replace").strip()
-    detail = f"{service} answered {status}" + (f": {excerpt}" if excerpt else "")
-    if status == 429 or status >= 500:
-        return Outcome.retry(detail, after=parse_retry_after(reply.header("Retry-After"), now=now))
-    return Outcome.failed(detail)
-
-
-def outcome_for_error(exc: Exception, *, service: str, timeouts: HttpTimeouts) -> Outcome:
-    """Map what :func:`post` raised. Network trouble is worth a retry; a URL that cannot work
-    (bad scheme, private address, certificate that does not verify) is not."""
-    if isinstance(exc, UnusableURLError | PrivateAddressError):
-        return Outcome.failed(f"{service}: {exc}")
-    if isinstance(exc, http.client.InvalidURL):
-        return Outcome.failed(f"{service}: the URL cannot be requested ({exc})")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return Outcome.failed(f"{service}: TLS certificate does not verify: {exc.verify_message}")
-    if isinstance(exc, socket.gaierror):
-        return Outcome.retry(f"{service}: host name does not resolve ({exc.strerror})")
-    if isinstance(exc, TimeoutError):
-        return Outcome.retry(
-            f"{service}: no answer within {timeouts.connect:g}s to connect / "
-            f"{timeouts.read:g}s to read"
-        )
-    if isinstance(exc, OSError | http.client.HTTPException):
-        return Outcome.retry(f"{service}: connection failed ({type(exc).__name__}: {exc})")
-    raise exc
 
 
 def sign(secret: str, timestamp: str, body: str) -> str:
@@ -285,25 +67,15 @@ def render_payload(message: Message, limits: WebhookLimits) -> dict[str, Any]:
     }
 
 
-class WebhookChannel:
+class WebhookChannel(HttpChannel[WebhookLimits]):
     """POST the message as signed JSON to ``destination.address``.
 
     ``destination.settings["secret"]`` signs the body; without it (or without a URL) the
     channel is not configured.
     """
 
-    type: ClassVar[str] = "webhook"
-
-    def __init__(
-        self,
-        *,
-        timeouts: HttpTimeouts = DEFAULT_TIMEOUTS,
-        limits: WebhookLimits = WebhookLimits(),
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.timeouts = timeouts
-        self.limits = limits
-        self.clock = clock
+    type = "webhook"
+    default_limits = WebhookLimits()
 
     def send(self, message: Message, destination: Destination) -> Outcome:
         url = destination.address.strip()
@@ -312,7 +84,6 @@ class WebhookChannel:
         secret = destination.settings.get("secret")
         if not secret:
             raise ChannelNotConfigured("webhook has no signing secret")
-        allow_private = bool(getattr(settings, "NOTIFLOW_WEBHOOK_ALLOW_PRIVATE", False))
 
         now = self.clock()
         timestamp = str(int(now))
@@ -325,14 +96,6 @@ class WebhookChannel:
             "X-Notiflow-Timestamp": timestamp,
             "X-Notiflow-Signature": sign(str(secret), timestamp, body),
         }
-        try:
-            reply = post(
-                url,
-                body.encode("utf-8"),
-                headers,
-                timeouts=self.timeouts,
-                allow_private=allow_private,
-            )
-        except Exception as exc:
-            return outcome_for_error(exc, service="webhook", timeouts=self.timeouts)
-        return outcome_for_status(reply, service="webhook", now=now)
+        return self.request(
+            url, body.encode("utf-8"), headers, now=now, allow_private=allow_private_addresses()
+        )

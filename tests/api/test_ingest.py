@@ -10,6 +10,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from api import ingest
 from notifications import events, stream
@@ -229,6 +231,49 @@ def test_a_body_that_is_not_strict_json_is_400(client, no_publish, raw):
     response = client.post(URL, raw, content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Unit tests of accepted requests: what would have gone to Kafka, batch by batch."""
+    batches = []
+
+    def publish(events):
+        batches.append(list(events))
+        return len(batches[-1])
+
+    monkeypatch.setattr(ingest, "publish_events", publish)
+    return batches
+
+
+@pytest.mark.django_db
+def test_a_key_seen_moments_ago_costs_no_query(client, team, published):
+    assert post(client, {"api_key": team.api_token, "batch": [item()]}).status_code == 202
+    with CaptureQueriesContext(connection) as second:
+        assert post(client, {"api_key": team.api_token, "batch": [item()]}).status_code == 202
+    # Only the request's savepoint and its release (ATOMIC_REQUESTS inside the test's
+    # transaction) are left: no SELECT, the team comes from the process's cache.
+    assert not [q["sql"] for q in second.captured_queries if "SELECT" in q["sql"]]
+    assert [e.team_id for batch in published for e in batch] == [team.id, team.id]
+
+
+@pytest.mark.django_db
+def test_a_rotated_key_is_refused_at_once_and_the_new_one_accepted(client, team, published):
+    old = team.api_token
+    assert post(client, {"api_key": old, "batch": [item()]}).status_code == 202
+    team.api_token = "phc_rotated-" + uuid.uuid4().hex
+    team.save()
+    assert post(client, {"api_key": old, "batch": [item()]}).status_code == 401
+    assert post(client, {"api_key": team.api_token, "batch": [item()]}).status_code == 202
+    assert len(published) == 2
+
+
+@pytest.mark.django_db
+def test_the_key_of_a_deleted_team_is_refused_at_once(client, team, published):
+    key = team.api_token
+    assert post(client, {"api_key": key, "batch": [item()]}).status_code == 202
+    team.delete()
+    assert post(client, {"api_key": key, "batch": [item()]}).status_code == 401
 
 
 def test_the_schema_documents_the_endpoint(client, db):

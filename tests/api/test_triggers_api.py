@@ -101,7 +101,12 @@ def with_filter(operator, value):
     [
         (with_filter("like", "x"), "config.filters[0].operator", "unknown operator 'like'"),
         (with_filter("regex", "(unclosed"), "config.filters[0].value", "does not compile"),
-        (with_filter("regex", "(a+)+"), "config.filters[0].value", "catastrophically"),
+        (
+            with_filter("regex", r"^checkout(?!_test)"),
+            "config.filters[0].value",
+            "uses a negative lookahead (?!…), which RE2",
+        ),
+        (with_filter("regex", r"(\w+)-\1"), "config.filters[0].value", r"a backreference \1"),
         (with_filter("gt", "lots"), "config.filters[0].value", "must be a number"),
         (
             {"kind": "insight_threshold", "config": {"insight_id": 1, "upper": "lots"}},

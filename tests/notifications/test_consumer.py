@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import stream
+from notifications.consumers import EventProcessor
 from notifications.events import Event, Source
-from notifications.models import Notification, Preference
+from notifications.models import Notification, Preference, Trigger
 from notifications.stream import TopicName
 from tests.factories import InsightFactory, TriggerFactory
 from workspace.activity import acting_as, subscription_delivered
@@ -175,6 +177,36 @@ def test_a_failed_subscription_is_activity_for_its_owner(team, member_of, drain)
     drain(expected=2)
     note = Notification.objects.get(recipient=owner)
     assert note.title == "Someone failed to send subscription “Weekly revenue”"
+
+
+def test_a_trigger_saved_while_the_consumer_runs_is_evaluated_after_the_refresh_interval(
+    team, member_of, settings
+):
+    settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS = 2
+    alice = member_of(team)
+    now = T0
+    processor = EventProcessor(clock=lambda: now)
+    assert processor.process(checkout_errors(team, [500])).stored == 0
+
+    trigger = amount_over_100(team, [alice])
+    with CaptureQueriesContext(connection) as queries:
+        processor.process(checkout_errors(team, [500]))
+    # Within the interval the batch does not ask about triggers at all.
+    assert not [q for q in queries if Trigger._meta.db_table in q["sql"]]
+
+    now += timedelta(seconds=2)
+    assert processor.process(checkout_errors(team, [500])).stored == 1
+    assert Notification.objects.get().trigger == trigger
+
+
+def test_an_expired_trigger_cache_sees_a_new_trigger_in_the_next_batch(team, member_of, settings):
+    settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS = 3600
+    alice = member_of(team)
+    processor = EventProcessor()
+    assert processor.process(checkout_errors(team, [500])).stored == 0
+    amount_over_100(team, [alice])
+    processor.triggers.expire()
+    assert processor.process(checkout_errors(team, [500])).stored == 1
 
 
 def _consumer_process(env_overrides):

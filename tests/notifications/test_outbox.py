@@ -1,8 +1,6 @@
 """Integration: the outbox holds activity while Kafka is down and relays it in order."""
 
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -14,8 +12,6 @@ from tests.factories import InsightFactory
 from workspace.activity import acting_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-SERVICES = Path(__file__).resolve().parents[2] / "scripts" / "services"
 
 
 def test_activity_and_its_outbox_row_commit_together(team, member_of):
@@ -52,10 +48,12 @@ def test_relay_publishes_rows_in_order_and_stamps_them(team, member_of):
 
 
 @pytest.mark.slow
-def test_an_edit_while_kafka_is_down_arrives_once_kafka_is_back(team, member_of, drain):
+def test_an_edit_while_kafka_is_down_arrives_once_kafka_is_back(
+    team, member_of, drain, private_kafka
+):
     owner, editor = member_of(team), member_of(team)
     insight = InsightFactory(team=team, created_by=owner, name="Churn")
-    subprocess.run([SERVICES, "stop", "kafka"], check=True, capture_output=True)
+    private_kafka.stop()
     try:
         with acting_as(editor):
             insight.name = "Churn (monthly)"
@@ -64,7 +62,7 @@ def test_an_edit_while_kafka_is_down_arrives_once_kafka_is_back(team, member_of,
         assert waiting.count() == 1
         assert waiting.get().attempts >= 1
     finally:
-        subprocess.run([SERVICES, "start", "kafka"], check=True, capture_output=True)
+        private_kafka.start()
 
     assert stream.relay_outbox() == 1
     drain(expected=2)

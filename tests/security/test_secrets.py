@@ -29,7 +29,8 @@ from django.test import Client
 
 from notifications import unsubscribe
 from notifications.channels.base import Destination, Message, Result
-from notifications.channels.webhook import WebhookChannel, non_public_address
+from notifications.channels.http import non_public_address
+from notifications.channels.webhook import WebhookChannel
 from notifications.delivery import delivery_send
 from notifications.models import ChannelConfig, Delivery, Notification, Preference, Trigger
 from notifications.secrets import decrypt
@@ -67,7 +68,7 @@ def org(team, member_of):
         {
             "type": "webhook",
             "name": "Hook",
-            "config": {"url": "http://127.0.0.1:9/hook"},
+            "config": {"url": "https://hooks.example.com/hook"},
             "secret": WEBHOOK_SECRET,
         },
         {

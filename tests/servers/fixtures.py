@@ -10,6 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from config.celery import app as celery_app
+from notifications import stream
+from tests.servers.brokers import PrivateKafka, PrivateRedis
 from tests.servers.http_sink import HttpSink, Reply
 from tests.servers.slack import SlackServer
 from tests.servers.smtp import SMTPServer
@@ -52,3 +55,49 @@ def telegram_server(settings) -> Iterator[HttpSink]:
     with HttpSink(Reply(200, {"ok": True, "result": {"message_id": 4242}})) as sink:
         settings.TELEGRAM_API_BASE_URL = sink.url
         yield sink
+
+
+@pytest.fixture(scope="session")
+def _private_kafka_broker(tmp_path_factory) -> Iterator[PrivateKafka]:
+    broker = PrivateKafka(tmp_path_factory.mktemp("private-kafka"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def private_kafka(_private_kafka_broker, settings) -> Iterator[PrivateKafka]:
+    """A Kafka broker of this test session's own, running, that the test may ``stop()`` and
+    ``start()``; ``KAFKA_BOOTSTRAP_SERVERS`` points at it."""
+    broker = _private_kafka_broker
+    broker.start()
+    settings.KAFKA_BOOTSTRAP_SERVERS = broker.bootstrap
+    try:
+        yield broker
+    finally:
+        stream.reset_shared_producer()
+
+
+@pytest.fixture
+def private_redis(settings, tmp_path) -> Iterator[PrivateRedis]:
+    """A Redis of this test's own that it may ``stop()`` and ``start()`` (losing its data,
+    as the shared one without persistence would); ``REDIS_URL`` and Celery's broker point
+    at it."""
+    server = PrivateRedis(tmp_path / "private-redis")
+    server.start()
+    previous = celery_app.conf.broker_url, celery_app.conf.result_backend
+    settings.REDIS_URL = server.url()
+    use_celery_broker(server.url(), server.url())
+    try:
+        yield server
+    finally:
+        use_celery_broker(*previous)
+        server.stop()
+
+
+def use_celery_broker(broker_url: str, result_backend: str) -> None:
+    """Point this process's Celery app elsewhere and drop its pooled connections."""
+    celery_app.conf.broker_url = broker_url
+    celery_app.conf.result_backend = result_backend
+    celery_app._after_fork()

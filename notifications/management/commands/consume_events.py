@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 
@@ -42,6 +43,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"consuming {stream.topic(TopicName.EVENTS)} as group {stream.consumer_group()}"
         )
+        # Everything loaded so far lives as long as the process: keep the cyclic collector
+        # from walking it again on every full collection (a fifth of decoding's cost).
+        gc.freeze()
         try:
             total = loop.run(stop, until_idle=until_idle)
         finally:

@@ -14,11 +14,12 @@ import pytest
 
 from notifications.channels.base import Channel, Destination
 from notifications.channels.email import EmailChannel
+from notifications.channels.http import HttpTimeouts
 from notifications.channels.slack import SlackChannel
 from notifications.channels.slack import escape as slack_escape
 from notifications.channels.telegram import TelegramChannel
 from notifications.channels.telegram import escape as telegram_escape
-from notifications.channels.webhook import HttpTimeouts, WebhookChannel
+from notifications.channels.webhook import WebhookChannel
 from tests.servers.http_sink import HttpSink, Reply
 from tests.servers.slack import SlackServer
 from tests.servers.smtp import SMTPServer

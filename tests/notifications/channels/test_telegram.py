@@ -8,8 +8,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Result
+from notifications.channels.http import HttpTimeouts
 from notifications.channels.telegram import TelegramChannel, render_text
-from notifications.channels.webhook import HttpTimeouts
 from tests.servers.http_sink import Reply
 
 TOKEN = "123456:AAH-secret-token"

@@ -9,12 +9,8 @@ import socket
 import pytest
 
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Result
-from notifications.channels.webhook import (
-    HttpTimeouts,
-    WebhookChannel,
-    non_public_address,
-    parse_retry_after,
-)
+from notifications.channels.http import HttpTimeouts, non_public_address, parse_retry_after
+from notifications.channels.webhook import WebhookChannel
 from tests.servers.http_sink import HttpSink
 
 SECRET = "whsec-test"
