@@ -106,6 +106,10 @@ def build_consumer(*topics: str, group_id: str | None = None, **overrides: Any) 
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": 500,
+        # A crashed consumer's partitions move to the others after 10 s instead of the
+        # client's 45 s default; the heartbeat thread keeps a long batch alive meanwhile.
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 3_000,
     }
     options.update(overrides)
     return KafkaConsumer(*topics, **options)
