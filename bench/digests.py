@@ -187,12 +187,14 @@ def run_daily(server: SMTPProcess, users: int, *, profile: bool) -> dict[str, An
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.001)
+    cpu_started = time.process_time()
     with override_settings(**smtp_settings(server)), common.Timer() as timer:
         if profiler:
             profiler.start()
         summary = digest_run(period="daily", now=NOW, progress=progress)
         if profiler:
             profiler.stop()
+    cpu_s = time.process_time() - cpu_started
     if profiler:
         from bench.consumer import write_profile
 
@@ -208,6 +210,7 @@ def run_daily(server: SMTPProcess, users: int, *, profile: bool) -> dict[str, An
         "received": got["messages"],
         "connections": got["connections"],
         "seconds": round(timer.elapsed, 2),
+        "cpu_s": round(cpu_s, 2),
         "users_per_s": round(users / timer.elapsed),
         "build_s": round(build_s, 2),
         "build_users_per_s": round(users / build_s) if build_s else None,

@@ -2,8 +2,8 @@
 
 A *profile* is one user's digest settings; ``profile_id`` is the user's id. Each run of a
 schedule (hourly, daily, weekly) writes one :class:`ExecutionRecord` per profile it worked
-on — ``PENDING`` when the run has found the profile's digests, ``RUNNING`` while they are
-sent, then ``SUCCESS``, ``FAILED`` or ``CANCELLED`` — and stamps the profile's ``last_run``
+on — ``RUNNING`` from the moment the run has found the profile's digests and starts
+sending, then ``SUCCESS``, ``FAILED`` or ``CANCELLED`` — and stamps the profile's ``last_run``
 for that schedule when it finishes. Records expire after ``TTL.executions`` (7 days).
 
 Redis is the history, not the source of truth: the digests themselves are rows in the
@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -97,12 +98,22 @@ class ExecutionRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for name in ("started_at", "as_of", "finished_at"):
-            value = data[name]
-            data[name] = value.astimezone(UTC).isoformat() if value else None
-        data["status"] = str(self.status)
-        return data
+        """Field by field (``dataclasses.asdict`` deep-copies every value: a run writes
+        thousands of these)."""
+        return {
+            "execution_id": self.execution_id,
+            "run_id": self.run_id,
+            "profile_id": self.profile_id,
+            "schedule_type": self.schedule_type,
+            "status": str(self.status),
+            "started_at": _iso(self.started_at),
+            "as_of": _iso(self.as_of),
+            "finished_at": _iso(self.finished_at),
+            "message_count": self.message_count,
+            "digest_count": self.digest_count,
+            "duration_seconds": self.duration_seconds,
+            "error": self.error,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExecutionRecord:
@@ -122,6 +133,10 @@ class ExecutionRecord:
             duration_seconds=data.get("duration_seconds"),
             error=str(data.get("error", "")),
         )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
 
 
 def redis_client() -> redis.Redis:
@@ -150,16 +165,16 @@ def executions_save(
     oldest = (datetime.now(UTC) - ttl).timestamp()
     try:
         pipe = client.pipeline(transaction=False)
-        indexes: set[str] = set()
+        indexes: dict[str, dict[str, float]] = defaultdict(dict)
         for record in records:
             score = record.started_at.timestamp()
             pipe.set(
                 keys.execution_key(record.execution_id), json.dumps(record.to_dict()), ex=seconds
             )
-            for index in (keys.executions_key(record.profile_id), keys.executions_key(None)):
-                pipe.zadd(index, {record.execution_id: score})
-                indexes.add(index)
-        for index in indexes:
+            indexes[keys.executions_key(record.profile_id)][record.execution_id] = score
+            indexes[keys.executions_key(None)][record.execution_id] = score
+        for index, members in indexes.items():
+            pipe.zadd(index, members)
             pipe.zremrangebyscore(index, "-inf", oldest)
             pipe.expire(index, seconds)
         pipe.execute()

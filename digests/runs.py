@@ -109,7 +109,9 @@ class _History:
         self.results: dict[int, list[Sent]] = defaultdict(list)
         self.finished_at: dict[int, datetime] = {}
 
-    def pending(self, profile_ids: set[int]) -> None:
+    def start(self, profile_ids: set[int]) -> None:
+        """Open a record per profile, written once as ``RUNNING``: the send starts right
+        away, so a ``PENDING`` write would be overwritten before anyone could read it."""
         new = [
             ExecutionRecord.pending(
                 run_id=self.run_id,
@@ -117,16 +119,11 @@ class _History:
                 schedule_type=self.period,
                 started_at=self.started,
                 as_of=self.as_of,
-            )
+            ).running()
             for pid in sorted(profile_ids - self.records.keys())
         ]
         self.records.update({r.profile_id: r for r in new})
         history.executions_save(new)
-
-    def running(self) -> None:
-        for pid, record in self.records.items():
-            self.records[pid] = record.running()
-        history.executions_save(list(self.records.values()))
 
     def sent(self, results: list[Sent]) -> None:
         at = self.clock()
@@ -219,8 +216,7 @@ def digest_run(
         if user_ids is not None:
             queued = queued.filter(user_id__in=list(user_ids))
         due = set(queued.values_list("user_id", flat=True).distinct())
-        record.pending(summary.build.touched | due)
-        record.running()
+        record.start(summary.build.touched | due)
         state.phase = "send"
 
         def batch(results: list[Sent]) -> None:

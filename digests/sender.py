@@ -6,7 +6,7 @@
 2. **Send**, after the claim has committed — the irrevocable part. Email goes out in
    batches over one SMTP connection (``EmailChannel.send_many``); Slack and Telegram one
    message at a time through the organization's bot.
-3. **Record** (one transaction per batch), only on rows still ``sending``: ``sent``;
+3. **Record** (one statement per batch), only on rows still ``sending``: ``sent``;
    ``queued`` again with ``next_retry_at`` from :class:`~notifications.delivery.RetryPolicy`
    (the channel's ``retry_after`` when it gave one); ``failed`` for good after
    ``max_attempts`` or a permanent error; ``skipped`` when the channel is not configured.
@@ -19,13 +19,12 @@ twice, as for deliveries.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 
 from digests import queries, render
@@ -309,33 +308,44 @@ def record(
     policy: SendPolicy = SEND,
 ) -> list[Sent]:
     """Write each outcome on its row — only rows still ``sending``, i.e. still ours (after a
-    timeout another sender may have re-queued one). One update per distinct outcome, plus
-    one for the per-row values (message ids, retry times)."""
-    results = []
-    same: dict[tuple, list[int]] = defaultdict(list)  # (status, fields) → ids
-    per_row: list[Digest] = []  # rows whose fields differ (retry times, message ids)
-    with transaction.atomic():
-        ours = set(
-            Digest.objects.select_for_update()
-            .filter(pk__in=[p.digest_id for p in prepared], status=DigestStatus.SENDING)
-            .values_list("pk", flat=True)
-        )
-        for p, outcome in zip(prepared, outcomes, strict=True):
-            if p.digest_id not in ours:
-                log.warning("digest %s was taken back while sending; not recording", p.digest_id)
-                continue
-            status, fields = _outcome_fields(p, outcome, now, policy)
-            results.append(Sent(p.digest_id, p.user_id, p.period, status, fields["last_error"]))
-            if fields["next_retry_at"] is not None or fields["provider_id"]:
-                per_row.append(Digest(pk=p.digest_id, **fields))
-            shared = {k: v for k, v in fields.items() if k not in ("next_retry_at", "provider_id")}
-            same[(status, tuple(sorted(shared.items())))].append(p.digest_id)
-        for (status, shared), ids in same.items():
-            Digest.objects.filter(pk__in=ids).update(
-                status=status, updated_at=now, next_retry_at=None, provider_id="", **dict(shared)
+    timeout another sender may have re-queued one). One ``UPDATE … FROM (VALUES …) WHERE
+    status = 'sending' RETURNING id`` for the whole batch: the row lock and the status check
+    happen in the same statement, and the ids it returns are the rows that were ours."""
+    rows: list[tuple] = []
+    outcome_of: dict[int, tuple[Prepared, str, dict]] = {}
+    for p, outcome in zip(prepared, outcomes, strict=True):
+        status, fields = _outcome_fields(p, outcome, now, policy)
+        outcome_of[p.digest_id] = (p, status, fields)
+        rows.append(
+            (
+                p.digest_id,
+                status,
+                fields["sent_at"],
+                fields["next_retry_at"],
+                fields["provider_id"],
+                fields["last_error"],
             )
-        if per_row:
-            Digest.objects.bulk_update(per_row, ["next_retry_at", "provider_id"], batch_size=500)
+        )
+    if not rows:
+        return []
+    table = Digest._meta.db_table
+    values = ", ".join(["(%s::bigint, %s, %s::timestamptz, %s::timestamptz, %s, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS d SET status = v.status, sent_at = v.sent_at, "
+            "next_retry_at = v.next_retry_at, provider_id = v.provider_id, "
+            "last_error = v.last_error, updated_at = %s "
+            f"FROM (VALUES {values}) AS v(id, status, sent_at, next_retry_at, provider_id, "
+            "last_error) WHERE d.id = v.id AND d.status = %s RETURNING d.id",
+            [now, *(value for row in rows for value in row), DigestStatus.SENDING],
+        )
+        ours = {row[0] for row in cursor.fetchall()}
+    results = []
+    for digest_id, (p, status, fields) in outcome_of.items():
+        if digest_id not in ours:
+            log.warning("digest %s was taken back while sending; not recording", digest_id)
+            continue
+        results.append(Sent(digest_id, p.user_id, p.period, status, fields["last_error"]))
     return results
 
 
