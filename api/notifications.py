@@ -9,6 +9,8 @@ carries an ``ETag`` built from the count and the newest row, so the page can pol
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, tzinfo
+from typing import Any
 
 from django.utils import timezone
 from django.utils.http import parse_etags, quote_etag
@@ -58,6 +60,48 @@ class NotificationSerializer(serializers.ModelSerializer):
             "snoozed_until",
         ]
         read_only_fields = fields
+
+
+_LISTED = tuple(
+    "team__name" if name == "team_name" else name for name in NotificationSerializer.Meta.fields
+)
+
+
+def _when(value: datetime | None, zone: tzinfo) -> str | None:
+    """DRF's ``DateTimeField`` output (ISO 8601 in ``zone``, UTC as ``Z``) with the zone
+    looked up once per page rather than once per field."""
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _listed(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """A row of ``.values(*_LISTED)`` as :class:`NotificationSerializer` renders it (the
+    schema documents that serializer). Built by hand: the serializer's per-field calls
+    were a third of the list's time."""
+    event_id = row["event_id"]
+    return {
+        "id": row["id"],
+        "team": row["team"],
+        "team_name": row["team__name"],
+        "category": row["category"],
+        "title": row["title"],
+        "body": row["body"],
+        "url": row["url"],
+        "actor_name": row["actor_name"],
+        "trigger": row["trigger"],
+        "event_id": None if event_id is None else str(event_id),
+        "event_name": row["event_name"],
+        "reason": row["reason"],
+        "count": row["count"],
+        "first_seen_at": _when(row["first_seen_at"], zone),
+        "last_seen_at": _when(row["last_seen_at"], zone),
+        "read_at": _when(row["read_at"], zone),
+        "seen_at": _when(row["seen_at"], zone),
+        "archived_at": _when(row["archived_at"], zone),
+        "snoozed_until": _when(row["snoozed_until"], zone),
+    }
 
 
 class NewestFirst(CursorPagination):
@@ -142,7 +186,7 @@ class NotificationViewSet(FlatErrorsMixin, mixins.ListModelMixin, viewsets.Gener
             services.notification_inbox(user=user).filter(archived_at__isnull=False)
             if _flag(params, "archived")
             else services.notification_visible(user=user)
-        ).select_related("team")
+        )
         if _flag(params, "unread"):
             inbox = inbox.filter(read_at__isnull=True)
         if (team := _int_param(params, "team")) is not None:
@@ -171,7 +215,9 @@ class NotificationViewSet(FlatErrorsMixin, mixins.ListModelMixin, viewsets.Gener
         responses={200: NotificationSerializer(many=True), 400: FIELD_ERRORS},
     )
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(self.get_queryset().values(*_LISTED))
+        zone = timezone.get_current_timezone()
+        return self.get_paginated_response([_listed(row, zone) for row in page or ()])
 
     @extend_schema(
         parameters=[

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from api.notifications import NotificationSerializer
 from notifications.models import Delivery, Notification
 from tests.factories import TeamFactory, TriggerFactory
 
@@ -96,6 +97,35 @@ def test_list_rejects_malformed_filters(client):
     assert "category" in client.get(URL, {"category": "bogus\x00"}).json()
 
 
+def test_list_rows_are_what_the_schema_documents(client, user, team):
+    """The list builds its rows by hand; each must equal what the documented
+    ``NotificationSerializer`` gives for the same row, every field set or null."""
+    now = timezone.now()
+    full = notify(
+        user,
+        team,
+        body="Body",
+        url="https://example.com/x",
+        actor_name="Bob",
+        trigger=TriggerFactory(team=team, owner=user),
+        event_id=uuid.uuid4(),
+        event_name="checkout_error",
+        reason="You own it.",
+        count=3,
+        read_at=now,
+        seen_at=now,
+        snoozed_until=now - timedelta(minutes=1),
+        last_seen_at=now + timedelta(microseconds=1),
+    )
+    bare = notify(user, team, last_seen_at=now - timedelta(hours=1))
+    archived = notify(user, team, archived_at=now)
+    expected = [NotificationSerializer(row).data for row in (full, bare)]
+    assert client.get(URL).json()["results"] == expected
+    assert client.get(URL, {"archived": "true"}).json()["results"] == [
+        NotificationSerializer(archived).data
+    ]
+
+
 # --- the unread count's ETag ------------------------------------------------------------
 
 
@@ -139,7 +169,7 @@ def test_unread_count_runs_a_constant_number_of_queries(
 ):
     for _ in range(30):
         notify(user, team)
-    with django_assert_max_num_queries(4):  # count + newest row, inside the request's savepoint
+    with django_assert_max_num_queries(4):  # teams, then count + newest row; the savepoint
         assert client.get(f"{URL}unread_count/").json() == {"unread": 30}
 
 
