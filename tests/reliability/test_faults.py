@@ -277,7 +277,7 @@ def test_a_redis_restart_with_tasks_queued_and_a_window_open_sends_each_once(
 
 # --- the PostgreSQL connection cut -------------------------------------------------------
 
-CUT_EVENTS = 5000
+CUT_EVENTS = 20_000  # enough batches (of 200) that three cuts land while it runs
 CUTS = 3
 
 
@@ -308,7 +308,7 @@ def test_the_database_connection_cut_mid_batch_is_survived(team, member_of):
         while cuts < CUTS and consumer.poll() is None and time.monotonic() < deadline:
             if stored.exists():
                 cuts += terminate_other_busy_backends()
-            time.sleep(0.2)
+            time.sleep(0.05)
         assert cuts >= CUTS
         assert consumer.wait(timeout=150) == 0  # reconnected and finished, never crashed
     finally:
