@@ -47,6 +47,28 @@ WARM_UP_SECONDS = 30.0
 # rate crosses it; the two measured runs grew by at most 1.1 %.
 RSS_GROWTH_LIMIT = 0.10
 ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback")
+RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+# kafka-python 3.0.12 logs a socket the broker closed at ERROR, with its traceback, and
+# reconnects on its own (seen once in a CI soak); lag 0 and the exact store below are what
+# say the consumer recovered. Every other error record fails the soak.
+CLIENT_SOCKET_CLOSED = re.compile(r"ERROR kafka\.net\.transport .*Error receiving network data")
+
+
+def error_records(text: str) -> list[str]:
+    """The log's error records (a record is a timestamped line and its continuation lines)."""
+    records: list[list[str]] = []
+    for line in text.splitlines():
+        if RECORD_START.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    return [
+        "\n".join(record)
+        for record in records
+        if any(ERROR_LINE.search(line) for line in record)
+        and not CLIENT_SOCKET_CLOSED.search(record[0])
+    ]
+
 
 pytestmark = [
     pytest.mark.integration,
@@ -226,9 +248,7 @@ def test_soak_with_a_consumer_restart_ends_with_no_lag_no_duplicates_and_flat_me
     alerts = Notification.objects.filter(category=Category.ALERT)
     activity = Notification.objects.filter(category=Category.ACTIVITY)
     stored = set(alerts.values_list("event_id", "recipient_id"))
-    error_lines = [
-        line for path in logs for line in path.read_text().splitlines() if ERROR_LINE.search(line)
-    ]
+    error_lines = [record for path in logs for record in error_records(path.read_text())]
     growth = {name: second_half_growth(rss, born[name]) for name, rss in samples.rss.items()}
 
     print(f"\nsoak: {ingest_seconds:.0f} s, {ingested} events ingested, {edits} edits")
