@@ -43,9 +43,6 @@ BENCH_DB = "notiflow_bench"
 # only be importable in a process that puts its folder first (see settings_notifications_hq).
 EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "tools": ("pyinstrument==5.1.3",),
-    # kafka-python's optional native CRC32C (its ``crc32c`` extra); only with --crc32c,
-    # to measure the fix proposed in bench/RESULTS.md before it lands in pyproject.toml.
-    "crc32c": ("crc32c==2.9.post0",),
     "hq": (
         "django-notifications-hq==1.8.3",
         "django-model-utils==5.0.0",
@@ -69,18 +66,6 @@ def configure_environment() -> dict[str, str]:
         k: os.environ[k]
         for k in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "NOTIFLOW_TOPIC_PREFIX")
     }
-
-
-def use_native_crc32c() -> None:
-    """Make the ``crc32c`` package importable here and in child processes (gunicorn) so
-    kafka-python checks and computes CRCs in C. Call before anything imports kafka."""
-    path = str(ensure_extra("crc32c"))
-    if "kafka" in sys.modules:
-        raise RuntimeError("use_native_crc32c() must run before kafka is imported")
-    sys.path.insert(0, path)
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (path, os.environ.get("PYTHONPATH", "")) if p
-    )
 
 
 def crc32c_implementation() -> str:

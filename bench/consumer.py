@@ -469,12 +469,6 @@ def main(argv: list[str]) -> int:
         help="comma-separated end-to-end scenarios to run under pyinstrument (their rates "
         "then carry the profiler's overhead and are marked profiled)",
     )
-    parser.add_argument(
-        "--crc32c",
-        action="store_true",
-        help="let kafka-python use the native crc32c package (bench/.deps/crc32c): measures "
-        "the proposed fix; without it the run uses .venv as it is",
-    )
     args = parser.parse_args(argv)
     wanted = [s for s in args.scenarios.split(",") if s]
     profiled = {s for s in args.profile.split(",") if s}
@@ -487,8 +481,6 @@ def main(argv: list[str]) -> int:
         wanted.insert(0, "a")  # every ratio is to (a), measured in the same run
 
     env = common.configure_environment()
-    if args.crc32c:
-        common.use_native_crc32c()
     common.ensure_database()
     common.setup_django()
     _quiet_loop_log()

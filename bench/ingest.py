@@ -314,19 +314,11 @@ def main(argv: list[str]) -> int:
         metavar="N",
         help="also profile N in-process POSTs with pyinstrument (after the timed runs)",
     )
-    parser.add_argument(
-        "--crc32c",
-        action="store_true",
-        help="let kafka-python use the native crc32c package (bench/.deps/crc32c): measures "
-        "the proposed fix; without it the run uses .venv as it is",
-    )
     args = parser.parse_args(argv)
     if args.duration > 300:
         parser.error("--duration is capped at 300 s")
 
     env = common.configure_environment()
-    if args.crc32c:
-        common.use_native_crc32c()
     common.ensure_database()
     common.setup_django()
     from bench.consumer import build_world
