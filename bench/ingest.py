@@ -302,12 +302,6 @@ def main(argv: list[str]) -> int:
         "--gunicorn-args", default="", help="extra gunicorn flags, e.g. '--threads 4'"
     )
     parser.add_argument(
-        "--fast-encode",
-        action="store_true",
-        help="apply the proposed Event.to_dict fix (bench/patches.py) in this process and "
-        "in gunicorn (bench.wsgi_patched): measures it before it lands",
-    )
-    parser.add_argument(
         "--profile",
         type=int,
         default=0,
@@ -325,11 +319,6 @@ def main(argv: list[str]) -> int:
     from notifications import stream
     from workspace.models import Team
 
-    if args.fast_encode:
-        from bench import patches
-
-        if not patches.apply():
-            common.log("--fast-encode: Event.to_dict no longer uses asdict; nothing to patch")
     world = build_world(teams=1, members_per_team=1)
     api_key = Team.objects.get(pk=world.teams[0][0]).api_token
     stream.ensure_topics()
@@ -356,7 +345,7 @@ def main(argv: list[str]) -> int:
         f"{args.duration:.0f}s"
     )
     with Gunicorn(
-        "bench.wsgi_patched" if args.fast_encode else "config.wsgi",
+        "config.wsgi",
         workers=args.workers,
         extra=extra,
         log_name="ingest-gunicorn.log",
@@ -373,7 +362,6 @@ def main(argv: list[str]) -> int:
         "command": "bench/run ingest " + " ".join(argv),
         "server": f"gunicorn {command_line}",
         "server_settings": "bench.settings_ingest (config.settings, ingest throttle off)",
-        "fast_encode": args.fast_encode,
         "concurrency": args.concurrency,
         "batch": BATCH,
         "duration_s": args.duration,
