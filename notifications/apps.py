@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import m2m_changed, post_migrate, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
 
 class NotificationsConfig(AppConfig):
@@ -7,11 +7,13 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         from notifications import outbox, schedule
-        from notifications.models import Trigger, touch_trigger
+        from notifications.models import Trigger, trigger_changed
         from workspace.models import ActivityLog
 
         post_save.connect(outbox.on_activity_saved, sender=ActivityLog, dispatch_uid="outbox")
+        post_save.connect(trigger_changed, sender=Trigger, dispatch_uid="trigger-saved")
+        post_delete.connect(trigger_changed, sender=Trigger, dispatch_uid="trigger-deleted")
         m2m_changed.connect(
-            touch_trigger, sender=Trigger.subscribers.through, dispatch_uid="trigger-subscribers"
+            trigger_changed, sender=Trigger.subscribers.through, dispatch_uid="trigger-subscribers"
         )
         post_migrate.connect(schedule.install, sender=self, dispatch_uid="beat-schedule")

@@ -7,7 +7,6 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
 from notifications.triggers import Kind, ThresholdState
 from workspace.models import Team
@@ -27,8 +26,51 @@ class Category(models.TextChoices):
     PERSONAL_DIRECT = "personal-direct", "Direct to you (never in a digest)"
 
 
+class TriggerRevision(models.Model):
+    """One counter that every trigger change raises in the change's own transaction.
+
+    The consumer's trigger cache is only as new as the revision it loaded; every event
+    published to the stream carries the revision current when it was published (a record
+    header, see ``stream.publish_events``), and the consumer reloads before it evaluates an
+    event stamped with a newer one. An ``UPDATE … SET value = value + 1`` takes the row's
+    lock until commit, so revisions become visible in commit order: unlike a newest
+    ``updated_at``, no change can commit "behind" one the consumer already saw.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"trigger revision {self.value}"
+
+
+def trigger_revision() -> int:
+    """The newest committed trigger revision (0 before the first change)."""
+    return TriggerRevision.objects.filter(pk=1).values_list("value", flat=True).first() or 0
+
+
+def trigger_revision_bump() -> None:
+    """Raise the revision inside the caller's transaction (creating the row on first use)."""
+    if not TriggerRevision.objects.filter(pk=1).update(value=models.F("value") + 1):
+        TriggerRevision.objects.update_or_create(
+            pk=1, defaults={"value": models.F("value") + 1}, create_defaults={"value": 1}
+        )
+
+
+class TriggerQuerySet(models.QuerySet):
+    """Bulk updates change triggers as much as ``save()`` does: they raise the revision too
+    (``save``, ``delete`` and subscriber changes do so through signals, see ``apps.py``)."""
+
+    def update(self, **kwargs):
+        changed = super().update(**kwargs)
+        if changed:
+            trigger_revision_bump()
+        return changed
+
+
 class Trigger(models.Model):
     """A stored rule, per team, owned by a user. ``config`` is validated by ``triggers.py``."""
+
+    objects = TriggerQuerySet.as_manager()
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="triggers")
     owner = models.ForeignKey(
@@ -413,10 +455,10 @@ class Delivery(models.Model):
         return f"{self.channel} → {self.destination} ({self.status})"
 
 
-def touch_trigger(sender, instance, action: str, **kwargs) -> None:
-    """Subscriber changes bump ``updated_at`` so the consumer's trigger cache reloads."""
-    if action in ("post_add", "post_remove", "post_clear") and isinstance(instance, Trigger):
-        Trigger.objects.filter(pk=instance.pk).update(updated_at=timezone.now())
+def trigger_changed(sender, **kwargs) -> None:
+    """A trigger was saved or deleted, or its subscribers changed: raise the revision."""
+    if str(kwargs.get("action", "post_")).startswith("post_"):
+        trigger_revision_bump()
 
 
 class Announcement(models.Model):
