@@ -70,8 +70,6 @@ class TriggerQuerySet(models.QuerySet):
 class Trigger(models.Model):
     """A stored rule, per team, owned by a user. ``config`` is validated by ``triggers.py``."""
 
-    objects = TriggerQuerySet.as_manager()
-
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="triggers")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_triggers"
@@ -91,6 +89,8 @@ class Trigger(models.Model):
     snoozed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TriggerQuerySet.as_manager()
 
     class Meta:
         ordering = ["team", "name"]
