@@ -25,7 +25,6 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import Count, Max
 from django.utils import timezone
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
@@ -42,6 +41,7 @@ from notifications.models import (
     Trigger,
     TriggerMatch,
     TriggerState,
+    trigger_revision,
 )
 from notifications.planning import Audience, DeliveryDraft, Draft, Match, RollupHit, plan
 from notifications.stream import TopicName
@@ -83,15 +83,18 @@ class BatchResult:
 
 @dataclass
 class TriggerCache:
-    """Compiled triggers and their subscribers, rebuilt only when a trigger changes.
+    """Compiled triggers and their subscribers, as of one trigger revision.
 
-    Whether one changed (their count and newest ``updated_at``) is asked of the database at
-    most every ``settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS``, not every batch: a trigger
-    saved in another process is evaluated from a batch at most that much later.
-    :meth:`expire` makes the next batch ask at once.
+    Ordering with events comes from the revision (``models.TriggerRevision``): every event
+    is published stamped with the revision committed at that moment, and
+    :meth:`refresh` reloads before a batch holding an event stamped newer than the cache.
+    An event ingested after the API answered a trigger change is therefore evaluated
+    against that change. Events without a stamp (older producers) fall back to asking for
+    the revision at most every ``settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS``; :meth:`expire`
+    makes the next batch ask at once.
     """
 
-    version: tuple[Any, ...] | None = None
+    revision: int | None = None
     index: TriggerIndex = field(default_factory=lambda: TriggerIndex(()))
     subscribers: dict[int, frozenset[int]] = field(default_factory=dict)
     checked_at: datetime | None = None
@@ -99,14 +102,18 @@ class TriggerCache:
     def expire(self) -> None:
         self.checked_at = None
 
-    def refresh(self, now: datetime) -> None:
+    def refresh(self, now: datetime, *, at_least: int = 0) -> None:
+        """Make the cache at least as new as revision ``at_least`` (and, every interval,
+        as new as the database). The revision is read before the triggers, so a change
+        committing in between is loaded and the next batch merely reloads once more."""
         interval = timedelta(seconds=settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS)
-        if self.checked_at is not None and timedelta(0) <= now - self.checked_at < interval:
+        fresh = self.checked_at is not None and timedelta(0) <= now - self.checked_at < interval
+        if fresh and self.revision is not None and at_least <= self.revision:
             return
-        version = tuple(Trigger.objects.aggregate(n=Count("id"), latest=Max("updated_at")).values())
-        if version != self.version:
+        revision = trigger_revision()
+        if revision != self.revision:
             self._load()
-            self.version = version
+            self.revision = revision
         self.checked_at = now
 
     def _load(self) -> None:
@@ -152,13 +159,15 @@ class EventProcessor:
         self.clock = clock
         self.triggers = TriggerCache()
 
-    def process(self, events: Sequence[Event]) -> BatchResult:
+    def process(self, events: Sequence[Event], *, revision: int = 0) -> BatchResult:
+        """Evaluate, store and plan one batch in one transaction. ``revision`` is the
+        newest trigger revision the batch's events were published under (``TriggerCache``)."""
         result = BatchResult(events=len(events))
         if not events:
             return result
         with transaction.atomic():
             now = self.clock()
-            self.triggers.refresh(now)
+            self.triggers.refresh(now, at_least=revision)
             matches: list[Match] = []
             counted: dict[CompiledTrigger, list[Event]] = defaultdict(list)
             for event in events:
@@ -176,7 +185,7 @@ class EventProcessor:
                     matches.append(self._activity_match(event))
                 elif event.source == Source.CHECK:
                     matches.extend(self._check_match(event))
-            matches.extend(self._fired_counts(counted))
+            matches.extend(self._fired_counts(counted, now))
             result.matches = len(matches)
             planned = plan(matches, self._audience(matches))
             stored = store(planned.notifications)
@@ -226,47 +235,66 @@ class EventProcessor:
             return []
         return [self._trigger_match(event, trigger)]
 
-    def _fired_counts(self, counted: dict[CompiledTrigger, list[Event]]) -> Iterable[Match]:
+    def _fired_counts(
+        self, counted: dict[CompiledTrigger, list[Event]], now: datetime
+    ) -> Iterable[Match]:
         """Record event_count matches (unique per trigger × event) and fire each trigger
-        once per window when the count in the window reaches its threshold."""
+        once per window when the count in the window reaches its threshold.
+
+        An event counts at its own time, or at ``now`` when the client stamped it later than
+        that: one event from a clock set to tomorrow neither prunes today's matches nor
+        holds the trigger's next firing until tomorrow."""
         if not counted:
             return []
-        for trigger, events in counted.items():
-            claim_new_events(trigger.id, events)
+        at = {
+            trigger: {e.id: min(e.occurred_at, now) for e in events}
+            for trigger, events in counted.items()
+        }
+        for trigger, when in at.items():
+            claim_new_events(trigger.id, when)
         fired = []
         for trigger, events in counted.items():
-            trigger_id = trigger.id
+            when = at[trigger]
             window = timedelta(minutes=trigger.window_minutes)
-            state, _ = TriggerState.objects.select_for_update().get_or_create(trigger_id=trigger_id)
-            for event in sorted(events, key=lambda e: e.occurred_at):
-                if state.last_fired_at and event.occurred_at - state.last_fired_at < window:
+            state, _ = TriggerState.objects.select_for_update().get_or_create(trigger_id=trigger.id)
+            for event in sorted(events, key=lambda e: when[e.id]):
+                moment = when[event.id]
+                if state.last_fired_at and moment - state.last_fired_at < window:
                     continue
                 seen = TriggerMatch.objects.filter(
-                    trigger_id=trigger_id,
-                    occurred_at__gt=event.occurred_at - window,
-                    occurred_at__lte=event.occurred_at,
+                    trigger_id=trigger.id,
+                    occurred_at__gt=moment - window,
+                    occurred_at__lte=moment,
                 ).count()
                 if seen >= trigger.count:
-                    state.last_fired_at = event.occurred_at
+                    state.last_fired_at = moment
                     fired.append(self._trigger_match(event, trigger))
             state.save(update_fields=["last_fired_at"])
-            newest = max(e.occurred_at for e in events)
             TriggerMatch.objects.filter(
-                trigger_id=trigger_id, occurred_at__lte=newest - window
+                trigger_id=trigger.id, occurred_at__lte=max(when.values()) - window
             ).delete()
         return fired
 
     def _new_hits(self, hits: list[RollupHit]) -> list[RollupHit]:
-        """Only events this trigger has not counted before: a replayed batch adds nothing."""
-        by_trigger: dict[int, list[Event]] = defaultdict(list)
+        """Only events this trigger has not counted before: a replayed batch adds nothing.
+
+        An ``event_count`` trigger's hit is the firing itself, already made once per window
+        by :meth:`_fired_counts` (which claimed its events): claiming it again would find
+        the claim and drop the only hit its roll-up gets."""
+        by_trigger: dict[int, dict[uuid.UUID, datetime]] = defaultdict(dict)
         for hit in hits:
-            by_trigger[hit.trigger.id].append(hit.event)
+            if hit.trigger.kind != Kind.EVENT_COUNT:
+                by_trigger[hit.trigger.id][hit.event.id] = hit.event.occurred_at
         new = {
             (trigger_id, event_id)
             for trigger_id, events in by_trigger.items()
             for event_id in claim_new_events(trigger_id, events)
         }
-        return [h for h in hits if (h.trigger.id, h.event.id) in new]
+        return [
+            h
+            for h in hits
+            if h.trigger.kind == Kind.EVENT_COUNT or (h.trigger.id, h.event.id) in new
+        ]
 
     def _audience(self, matches: list[Match]) -> Audience:
         """Members, mutes and switched-off channels of the people the matches may reach;
@@ -342,21 +370,27 @@ class EventProcessor:
             )
 
 
-def claim_new_events(trigger_id: int, events: Sequence[Event]) -> set[uuid.UUID]:
-    """Record that ``trigger_id`` counted these events; return the ids not recorded before.
+def claim_new_events(trigger_id: int, events: Mapping[uuid.UUID, datetime]) -> set[uuid.UUID]:
+    """Record that ``trigger_id`` counted these events (event id → the time it counts at);
+    return the ids not recorded before.
 
     ``INSERT … ON CONFLICT DO NOTHING RETURNING`` answers in one statement which rows were
-    new, on PostgreSQL and SQLite alike, so counting is idempotent under replay.
+    new, on PostgreSQL and SQLite alike, so counting is idempotent under replay. Values go
+    through the model fields' own conversion, so SQLite stores times as the ORM compares them.
     """
     if not events:
         return set()
-    field = TriggerMatch._meta.get_field("event_id")
+    id_field = TriggerMatch._meta.get_field("event_id")
+    at_field = TriggerMatch._meta.get_field("occurred_at")
     table = TriggerMatch._meta.db_table
-    rows = {e.id: e.occurred_at for e in events}
-    placeholders = ", ".join(["(%s, %s, %s)"] * len(rows))
+    placeholders = ", ".join(["(%s, %s, %s)"] * len(events))
     params: list[Any] = []
-    for event_id, occurred_at in rows.items():
-        params += [trigger_id, field.get_db_prep_value(event_id, connection), occurred_at]
+    for event_id, occurred_at in events.items():
+        params += [
+            trigger_id,
+            id_field.get_db_prep_value(event_id, connection),
+            at_field.get_db_prep_value(occurred_at, connection),
+        ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (trigger_id, event_id, occurred_at) VALUES {placeholders} "
@@ -509,31 +543,59 @@ def is_transient(exc: Exception) -> bool:
 
 @dataclass
 class Strikes:
-    """How many times in a row the batch starting at ``offsets`` failed with ``error``."""
+    """Non-transient failures in a row, per partition, at the offset it is stuck on.
 
-    offsets: frozenset[tuple[str, int, int]] = frozenset()
-    error: str = ""
-    count: int = 0
+    Kept per partition so that a batch of another partition succeeding in between (polls
+    alternate between partitions) does not reset a poison event's count, and without the
+    error's text, so a poison event whose error changes between attempts still reaches
+    its limit."""
 
-    def add(self, offsets: frozenset[tuple[str, int, int]], error: str) -> int:
-        if (offsets, error) == (self.offsets, self.error):
-            self.count += 1
-        else:
-            self.offsets, self.error, self.count = offsets, error, 1
-        return self.count
+    stuck: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, offsets: frozenset[tuple[str, int, int]]) -> int:
+        """Count one more failure of a batch starting at ``offsets``; return the highest
+        count among its partitions."""
+        for topic, partition, offset in offsets:
+            at, count = self.stuck.get((topic, partition), (offset, 0))
+            self.stuck[(topic, partition)] = (offset, count + 1 if at == offset else 1)
+        return max(self.stuck[(t, p)][1] for t, p, _ in offsets)
 
     def reached(self, offsets: frozenset[tuple[str, int, int]], limit: int) -> bool:
-        return offsets == self.offsets and self.count >= limit
+        return any(
+            at == o and count >= limit
+            for t, p, o in offsets
+            for at, count in [self.stuck.get((t, p), (-1, 0))]
+        )
+
+    def clear(self, offsets: frozenset[tuple[str, int, int]]) -> None:
+        """The batch went through: its partitions moved on."""
+        for topic, partition, _ in offsets:
+            self.stuck.pop((topic, partition), None)
+
+
+def record_revision(records: Iterable[Any]) -> int:
+    """The newest trigger revision the records were published under (0 without a stamp)."""
+    newest = 0
+    for record in records:
+        for key, value in record.headers or ():
+            if key == stream.TRIGGER_REVISION_HEADER:
+                try:
+                    newest = max(newest, int(value))
+                except (TypeError, ValueError):
+                    continue
+    return newest
 
 
 class ConsumerLoop:
-    """Kafka side: poll, dead-letter what does not decode, process, commit after the DB.
+    """Kafka side: poll, decode, process, dead-letter, commit after the DB.
 
     A batch that fails is rewound and retried after a backoff. Transient errors (database or
-    broker unreachable) are retried for as long as they last. A batch that fails
-    ``policy.poison_attempts`` times in a row with the same other error is processed one
-    event at a time, and the events that still fail are dead-lettered with the error as
-    their ``reason``, so one bad event does not stall its partition.
+    broker unreachable) are retried for as long as they last. Once a partition's batch has
+    failed ``policy.poison_attempts`` times in a row with any other error, the batch is
+    processed one event at a time and every event that still fails is dead-lettered with
+    the error as its ``reason``, so no event stalls its partition. Records that do not
+    decode are dead-lettered only once their batch went through, so retries of a failing
+    batch do not dead-letter them again.
     """
 
     def __init__(
@@ -571,7 +633,7 @@ class ConsumerLoop:
                 self._failed(records, offsets, exc)
                 stop.wait(self.policy.retry_backoff_seconds)
                 continue
-            self.strikes = Strikes()
+            self.strikes.clear(offsets)
             for name in ("events", "dead_lettered", "matches", "stored"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
         return total
@@ -586,17 +648,15 @@ class ConsumerLoop:
 
     def handle(self, records: list[Any]) -> BatchResult:
         valid: list[Event] = []
-        dead = []
+        dead: list[tuple[Any, str]] = []
         for record in records:
             try:
                 valid.append(decode(record.value))
             except InvalidEvent as exc:
-                dead.append(self._dead_letter(record, str(exc)))
-        for future in dead:
-            future.get(timeout=10)
+                dead.append((record, str(exc)))
         started = time.monotonic()
-        result = self.processor.process(valid)
-        result.dead_lettered = len(dead)
+        result = self.processor.process(valid, revision=record_revision(records))
+        result.dead_lettered = self._dead_letter_all(dead)
         self._commit()
         log.info(
             "batch: %d events, %d dead-lettered, %d matches, %d stored in %.0f ms",
@@ -612,36 +672,29 @@ class ConsumerLoop:
         """Process a poisoned batch one event per transaction; dead-letter each event whose
         processing still raises a non-transient error, then commit past the batch.
 
-        A transient error propagates and the whole batch is retried (replays are
-        idempotent). So does an error raised by every event of a batch of several: that is
-        the processor failing (a bad deploy, a broken trigger reload), not the events, and
-        dead-lettering the stream would hide it; the partition waits instead.
+        A transient error propagates and the whole batch is retried (what was stored is
+        replayed idempotently). Even when every event fails, each is dead-lettered with its
+        reason: the dead-letter topic keeps them for a replay once the cause is fixed,
+        while a waiting partition would stall every other team whose events share it.
         """
         total = BatchResult()
-        dead = []
-        poisoned: list[tuple[Any, Exception]] = []
+        dead: list[tuple[Any, str]] = []
         for record in records:
             try:
                 event = decode(record.value)
             except InvalidEvent as exc:
-                dead.append(self._dead_letter(record, str(exc)))
+                dead.append((record, str(exc)))
                 continue
             try:
-                result = self.processor.process([event])
+                result = self.processor.process([event], revision=record_revision([record]))
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                poisoned.append((record, exc))
+                dead.append((record, f"processing: {type(exc).__name__}: {exc}"))
                 continue
             for name in ("events", "matches", "stored"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
-        if len(poisoned) > 1 and total.events == 0:
-            raise poisoned[-1][1]
-        for record, error in poisoned:
-            dead.append(self._dead_letter(record, f"processing: {type(error).__name__}: {error}"))
-        for future in dead:
-            future.get(timeout=10)
-        total.dead_lettered = len(dead)
+        total.dead_lettered = self._dead_letter_all(dead)
         self._commit()
         log.warning(
             "poisoned batch of %d taken apart: %d stored, %d dead-lettered",
@@ -657,7 +710,7 @@ class ConsumerLoop:
         if is_transient(exc):
             attempt = "transient, retried until it passes"
         else:
-            count = self.strikes.add(offsets, f"{type(exc).__qualname__}: {exc}")
+            count = self.strikes.add(offsets)
             attempt = f"attempt {count} of {self.policy.poison_attempts}"
         log.exception(
             "batch of %d failed (%s); rewinding and retrying in %.1fs",
@@ -673,6 +726,13 @@ class ConsumerLoop:
             self.consumer.commit()
         except CommitFailedError:
             log.warning("offset commit failed after a rebalance; the new owner will replay")
+
+    def _dead_letter_all(self, dead: list[tuple[Any, str]]) -> int:
+        """Send each record to the dead-letter topic and wait for every acknowledgement."""
+        futures = [self._dead_letter(record, reason) for record, reason in dead]
+        for future in futures:
+            future.get(timeout=10)
+        return len(futures)
 
     def _dead_letter(self, record: Any, reason: str):
         log.warning(

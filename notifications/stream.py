@@ -23,7 +23,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from notifications.events import Event, from_dict
-from notifications.models import Outbox
+from notifications.models import Outbox, trigger_revision
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ class TopicName(StrEnum):
 
 
 CONSUMER_GROUP = "consume_events"
+
+TRIGGER_REVISION_HEADER = "trigger-revision"
+"""Record header: the trigger revision committed when the event was published. The
+consumer evaluates the event against triggers at least that new (``TriggerCache``)."""
 
 
 def consumer_group() -> str:
@@ -184,15 +188,22 @@ def reset_shared_producer() -> None:
 def publish_events(events: Iterable[Event], *, timeout: float = 10.0) -> int:
     """Send events to the events topic keyed by team and wait for every acknowledgement.
 
+    Each record carries the trigger revision read just before sending: a trigger change
+    that committed before this call is then visible to the consumer before the event is
+    evaluated, whichever consumer instance reads it and however fresh its cache is.
+
     Raises :class:`PublishFailed` if Kafka is unreachable or any send is not acknowledged
     within ``timeout``; in that case some messages may still have been written, which the
     consumer's dedup (event id × trigger × recipient) absorbs when the caller retries.
     """
     name = topic(TopicName.EVENTS)
+    headers = [(TRIGGER_REVISION_HEADER, str(trigger_revision()).encode())]
     try:
         producer = shared_producer()
         futures = [
-            producer.send(name, key=str(event.team_id).encode(), value=event.encode())
+            producer.send(
+                name, key=str(event.team_id).encode(), value=event.encode(), headers=headers
+            )
             for event in events
         ]
         producer.flush(timeout=timeout)

@@ -325,10 +325,10 @@ class FailsOnMarkedEvents(EventProcessor):
     """Processing raises for an event marked ``poison``, as a bug evaluating one event's
     properties would; every other event is processed for real."""
 
-    def process(self, events):
+    def process(self, events, **kwargs):
         if any(e.properties.get("poison") for e in events):
             raise ValueError("cannot evaluate this event")
-        return super().process(events)
+        return super().process(events, **kwargs)
 
 
 def test_a_poison_event_is_dead_lettered_after_k_attempts_and_the_rest_are_stored(
@@ -359,11 +359,11 @@ class DatabaseDownFor(EventProcessor):
         super().__init__()
         self.failures = failures
 
-    def process(self, events):
+    def process(self, events, **kwargs):
         if self.failures:
             self.failures -= 1
             raise OperationalError("server closed the connection unexpectedly")
-        return super().process(events)
+        return super().process(events, **kwargs)
 
 
 def test_a_transient_error_is_retried_past_the_poison_limit_and_nothing_is_dead_lettered(

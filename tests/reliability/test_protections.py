@@ -75,7 +75,7 @@ class ProcessDied(BaseException):
 
 
 class DiesInsideTheTransaction(EventProcessor):
-    def process(self, events):
+    def process(self, events, **kwargs):
         with transaction.atomic():
             super().process(events)
             raise ProcessDied
