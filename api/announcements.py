@@ -13,10 +13,10 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
+from api.pagination import KeysetPagination
 from api.permissions import (
     CallerOrganizationField,
     admin_organizations_of,
@@ -68,7 +68,7 @@ class CanAnnounce(permissions.BasePermission):
         return request.user.is_staff or admin_organizations_of(request.user).exists()
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(KeysetPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
 

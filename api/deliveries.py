@@ -12,9 +12,9 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
+from api.pagination import KeysetPagination
 from api.permissions import deliveries_of
 from notifications.models import Channel, Delivery, DeliveryStatus
 
@@ -63,7 +63,7 @@ class DeliverySerializer(serializers.ModelSerializer):
         return delivery.destination
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(KeysetPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
 

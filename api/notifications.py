@@ -24,10 +24,10 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
+from api.pagination import KeysetPagination
 from api.permissions import teams_of
 from notifications import services
 from notifications.models import Category, Notification
@@ -104,7 +104,7 @@ def _listed(row: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     }
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(KeysetPagination):
     ordering = ("-last_seen_at", "-id")
     page_size = 50
 

@@ -125,3 +125,20 @@ def test_small_helpers():
     assert delivery_summary({"mode": "rollup", "window_seconds": 300}) == "Roll-up every 5 min"
     assert delivery_summary({"mode": "digest"}) == "Digest only"
     assert delivery_summary({}) == "Instant"
+
+
+@pytest.mark.django_db
+def test_center_pages_through_a_crowd_at_one_timestamp(client, ada, team):
+    """The page's keyset (``before`` + ``before_id``) holds past DRF's 1,000 ties too."""
+    at = timezone.now()
+    made = NotificationFactory.create_batch(1_200, recipient=ada, team=team, last_seen_at=at)
+    client.force_login(ada)
+    seen: list[int] = []
+    query = ""
+    for _ in range(100):
+        response = client.get(f"/?{query}")
+        seen += [n.id for day in response.context["days"] for n in day.notifications]
+        query = response.context["older"]
+        if query is None:
+            break
+    assert seen == sorted((n.id for n in made), reverse=True)
