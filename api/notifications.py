@@ -133,8 +133,10 @@ class WhySerializer(serializers.Serializer):
 
 
 class MutedSerializer(serializers.Serializer):
-    trigger = serializers.IntegerField()
-    muted = serializers.BooleanField()
+    """The answer to ``mute_trigger`` (it takes no body)."""
+
+    trigger = serializers.IntegerField(read_only=True)
+    muted = serializers.BooleanField(read_only=True)
 
 
 NOT_FOUND = OpenApiResponse(description="Not one of the caller's notifications.")

@@ -1,11 +1,18 @@
 """CRUD for the host product's resources, scoped to the caller's teams. Every write goes
-through the model's save/delete, so the activity log records who changed what."""
+through the model's save/delete, so the activity log records who changed what.
+
+A resource's references to other resources (an insight's ``dashboard``, an experiment's
+``feature_flag``, and any foreign key a resource model gains) are
+:class:`CallerResourceField`: only rows of the caller's teams exist for them, so another
+organization's id gets the same 400 as one that does not exist, and a row of another of the
+caller's teams is refused because a resource links only within its own team.
+"""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
-from api.permissions import CallerTeamField, TeamScopedViewSet
+from api.permissions import CallerTeamField, TeamScopedViewSet, teams_of
 from workspace import models
 
 COMMON_FIELDS = ["id", "team", "name", "created_by", "created_at", "updated_at"]
@@ -19,7 +26,41 @@ OWN_FIELDS = {
 }
 
 
-def resource_serializer(model) -> type[serializers.ModelSerializer]:
+class CallerResourceField(serializers.PrimaryKeyRelatedField):
+    """A reference to another team-owned resource that only accepts rows of the caller's
+    teams (others look nonexistent). Every related field a resource serializer builds for
+    itself is one (``serializer_related_field``)."""
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        request = self.context.get("request")
+        if request is None or not request.user.is_authenticated:
+            return queryset.none()
+        return queryset.filter(team__in=teams_of(request.user))
+
+
+class ResourceSerializer(serializers.ModelSerializer):
+    """The fields of one resource model; see the module docstring for its references."""
+
+    serializer_related_field = CallerResourceField
+    team = CallerTeamField()
+
+    def validate(self, attrs):
+        team = attrs.get("team", self.instance.team if self.instance else None)
+        noun = self.Meta.model._meta.verbose_name
+        errors = {
+            name: [f"must be in the {noun}'s team"]
+            for name, field in self.fields.items()
+            if isinstance(field, CallerResourceField)
+            and attrs.get(name) is not None
+            and attrs[name].team_id != getattr(team, "pk", None)
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+def resource_serializer(model) -> type[ResourceSerializer]:
     meta = type(
         "Meta",
         (),
@@ -31,8 +72,8 @@ def resource_serializer(model) -> type[serializers.ModelSerializer]:
     )
     return type(
         f"{model.__name__}Serializer",
-        (serializers.ModelSerializer,),
-        {"Meta": meta, "team": CallerTeamField()},
+        (ResourceSerializer,),
+        {"Meta": meta, "__module__": __name__},
     )
 
 
@@ -47,6 +88,7 @@ def resource_viewset(model) -> type[TeamScopedViewSet]:
             "queryset": model.objects.select_related("team", "created_by").order_by("-id"),
             "serializer_class": resource_serializer(model),
             "perform_create": perform_create,
+            "__module__": __name__,
         },
     )
 
