@@ -60,7 +60,6 @@ from workspace.models import Team
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_EVENTS = 1000
 MAX_BODY_BYTES = 5 * 1024 * 1024
 # One encoded envelope; kafka-python refuses records over max_request_size (1 MiB by
 # default) and so does the broker (message.max.bytes), so a bigger event could never be
@@ -111,7 +110,7 @@ class BatchTooLarge(ValueError):
 
 
 def max_events() -> int:
-    return int(getattr(settings, "NOTIFLOW_INGEST_MAX_EVENTS", DEFAULT_MAX_EVENTS))
+    return settings.NOTIFLOW_INGEST_MAX_EVENTS
 
 
 def team_for_api_key(*, api_key: Any) -> Team | None:

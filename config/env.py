@@ -1,7 +1,10 @@
 """Every environment variable notiflow reads, with its local default, in one place.
 
 Settings modules and the readable-error layer import from here; nothing else calls
-``os.environ`` directly, so the README's table of variables is this file.
+``os.environ`` directly, so the README's table of variables is this file (``ALL``, in its
+order; ``tests/test_environment.py`` holds them equal). A number or a switch is parsed here
+with its bound: a value outside it raises ``ImproperlyConfigured`` naming the variable, which
+``manage.py`` prints as one line.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,6 +27,28 @@ class Variable:
 
     def get(self) -> str:
         return os.environ.get(self.name, "").strip() or self.default
+
+    def integer(self, *, low: int, high: int) -> int:
+        """The value as a whole number in ``[low, high]``."""
+        text = self.get()
+        if text.isascii() and text.isdigit() and low <= int(text) <= high:
+            return int(text)
+        raise ImproperlyConfigured(
+            f"{self.name}={text!r} must be a whole number from {low} to {high}"
+        )
+
+    def flag(self) -> bool:
+        """The value as a switch: 1/true/yes/on or 0/false/no/off, any case."""
+        text = self.get().lower()
+        if text in _ON or text in _OFF:
+            return text in _ON
+        raise ImproperlyConfigured(
+            f"{self.name}={self.get()!r} must be 1 or 0 (or true/false, yes/no, on/off)"
+        )
+
+
+_ON = frozenset({"1", "true", "yes", "on"})
+_OFF = frozenset({"0", "false", "no", "off"})
 
 
 DATABASE_URL = Variable(
@@ -46,7 +73,18 @@ EMAIL_URL = Variable("EMAIL_URL", "", "smtp://host:port for outgoing mail; conso
 SLACK_API_BASE_URL = Variable(
     "SLACK_API_BASE_URL", "", "Slack Web API base URL; slack-sdk's when unset"
 )
+TELEGRAM_API_BASE_URL = Variable(
+    "TELEGRAM_API_BASE_URL", "https://api.telegram.org", "Telegram Bot API base URL"
+)
 NOTIFLOW_BASE_URL = Variable("NOTIFLOW_BASE_URL", "http://127.0.0.1:8000", "links in messages")
+NOTIFLOW_WEBHOOK_ALLOW_PRIVATE = Variable(
+    "NOTIFLOW_WEBHOOK_ALLOW_PRIVATE",
+    "0",
+    "1 lets webhooks reach private, loopback and link-local addresses",
+)
+NOTIFLOW_INGEST_MAX_EVENTS = Variable(
+    "NOTIFLOW_INGEST_MAX_EVENTS", "1000", "events accepted per POST /api/ingest/ request"
+)
 SECRET_KEY = Variable(
     "DJANGO_SECRET_KEY", "notiflow-local-development-key-change-me", "Django secret"
 )
@@ -62,7 +100,10 @@ ALL: tuple[Variable, ...] = (
     NOTIFLOW_TRIGGER_REFRESH_SECONDS,
     EMAIL_URL,
     SLACK_API_BASE_URL,
+    TELEGRAM_API_BASE_URL,
     NOTIFLOW_BASE_URL,
+    NOTIFLOW_WEBHOOK_ALLOW_PRIVATE,
+    NOTIFLOW_INGEST_MAX_EVENTS,
     SECRET_KEY,
     DEBUG,
     ALLOWED_HOSTS,
@@ -77,7 +118,3 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def as_bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}

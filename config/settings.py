@@ -13,7 +13,7 @@ from config import env
 
 BASE_DIR = env.BASE_DIR
 SECRET_KEY = env.SECRET_KEY.get()
-DEBUG = env.as_bool(env.DEBUG.get())
+DEBUG = env.DEBUG.flag()
 ALLOWED_HOSTS = [h.strip() for h in env.ALLOWED_HOSTS.get().split(",") if h.strip()]
 
 INSTALLED_APPS = [
@@ -185,10 +185,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
 
 KAFKA_BOOTSTRAP_SERVERS = env.KAFKA_BOOTSTRAP_SERVERS.get()
 NOTIFLOW_TOPIC_PREFIX = env.NOTIFLOW_TOPIC_PREFIX.get()
-NOTIFLOW_TOPIC_PARTITIONS = int(env.NOTIFLOW_TOPIC_PARTITIONS.get())
+NOTIFLOW_TOPIC_PARTITIONS = env.NOTIFLOW_TOPIC_PARTITIONS.integer(low=1, high=1000)
 NOTIFLOW_TRIGGER_REFRESH_SECONDS = float(env.NOTIFLOW_TRIGGER_REFRESH_SECONDS.get())
 NOTIFLOW_BASE_URL = env.NOTIFLOW_BASE_URL.get().rstrip("/")
 SLACK_API_BASE_URL = env.SLACK_API_BASE_URL.get()
+TELEGRAM_API_BASE_URL = env.TELEGRAM_API_BASE_URL.get().rstrip("/")
+# Webhooks to private, loopback and link-local addresses (off: a tenant's URL must not
+# reach the internal network); see notifications/channels/http.py.
+NOTIFLOW_WEBHOOK_ALLOW_PRIVATE = env.NOTIFLOW_WEBHOOK_ALLOW_PRIVATE.flag()
+NOTIFLOW_INGEST_MAX_EVENTS = env.NOTIFLOW_INGEST_MAX_EVENTS.integer(low=1, high=100_000)
 
 
 def _email(url: str) -> dict:

@@ -27,8 +27,6 @@ from notifications.channels.http import (
 )
 from notifications.channels.text import cut_escaped, shorten
 
-DEFAULT_API_BASE_URL = "https://api.telegram.org"
-
 
 @dataclass(frozen=True)
 class TelegramLimits:
@@ -108,8 +106,8 @@ class TelegramChannel(HttpChannel[TelegramLimits]):
         chat_id = destination.address.strip()
         if not chat_id:
             raise ChannelNotConfigured("no Telegram chat id to send to")
-        base = str(getattr(settings, "TELEGRAM_API_BASE_URL", "") or DEFAULT_API_BASE_URL)
-        url = f"{base.rstrip('/')}/bot{quote(str(token), safe=':')}/sendMessage"
+        base = settings.TELEGRAM_API_BASE_URL.rstrip("/")
+        url = f"{base}/bot{quote(str(token), safe=':')}/sendMessage"
         payload = {
             "chat_id": chat_id,
             "text": render_text(message, self.limits),
@@ -121,7 +119,7 @@ class TelegramChannel(HttpChannel[TelegramLimits]):
         return self.request(url, body, headers, now=self.clock(), allow_private=True)
 
     def outcome(self, reply: HttpReply, *, now: float) -> Outcome:
-        data = reply.json()
+        data = reply.json() if reply.complete else None
         if not isinstance(data, dict):
             return outcome_for_status(reply, service="telegram", now=now)
         if 200 <= reply.status < 300 and data.get("ok"):
