@@ -2,9 +2,13 @@
 
 The claim is a conditional update (``queued`` → ``sending``), so a duplicated task sends
 nothing. The send happens after the claim has committed and the outcome is recorded in its
-own transaction; a worker that dies between the two leaves the row in ``sending``, and
-:func:`recover_stuck` re-queues it after ``SENDING_TIMEOUT`` — the documented window in
-which a message can go out twice.
+own transaction, only if the claim is still ours (same row, still ``sending``, same
+attempt). The claim is a lease in real time: it is stamped with the worker's clock (never
+the ``now`` a caller passes for scheduling), and every provider call ends by its deadline
+(:mod:`notifications.channels.deadline`), well inside :data:`SENDING_LEASE`. So a slow but
+live send is never taken back; a worker that dies between send and record leaves the row
+in ``sending``, and :func:`recover_stuck` re-queues it once the lease has run out — the
+documented window in which a message can go out twice.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from notifications.channels.base import (
@@ -25,6 +29,7 @@ from notifications.channels.base import (
     Outcome,
     Result,
 )
+from notifications.channels.deadline import CALL_DEADLINE, MAX_DEADLINE_SECONDS, Deadline
 from notifications.channels.registry import get_channel
 from notifications.models import ChannelConfig, Delivery, DeliveryStatus, Notification
 from notifications.secrets import decrypt
@@ -49,9 +54,36 @@ class RetryPolicy:
         spread = raw * self.jitter
         return max(0.0, raw + (rng or random).uniform(-spread, spread))
 
+    def wait(self, attempt: int, asked: float | None) -> float:
+        """Seconds until the next attempt: what the provider asked for (an
+        :class:`Outcome`'s ``retry_after``, already within ``[0, RETRY_AFTER_CAP]``), else
+        the back-off for ``attempt``."""
+        return asked if asked is not None else self.delay(attempt)
+
+
+@dataclass(frozen=True)
+class ClaimLease:
+    """How long a claim on a row holds, in real time. It must outlast the longest send —
+    each provider call ends by its deadline, and no deadline exceeds
+    ``MAX_DEADLINE_SECONDS`` — so only a claim whose worker died is ever taken back."""
+
+    duration: timedelta = timedelta(minutes=10)
+
+    def __post_init__(self) -> None:
+        if self.duration.total_seconds() <= MAX_DEADLINE_SECONDS:
+            raise ValueError(
+                f"a claim lease must be longer than any call deadline "
+                f"({MAX_DEADLINE_SECONDS:g}s), not {self.duration}"
+            )
+
+    def taken_before(self) -> datetime:
+        """Claims stamped before this moment (real time) have run out."""
+        return timezone.now() - self.duration
+
 
 RETRY = RetryPolicy()
-SENDING_TIMEOUT = timedelta(minutes=10)
+SENDING_LEASE = ClaimLease()
+SENDING_TIMEOUT = SENDING_LEASE.duration  # the digest sender's lease has the same length
 DISABLE_AFTER_FAILURES = 5
 ORG_CHANNELS = ("slack", "webhook", "telegram")
 
@@ -63,10 +95,12 @@ class SendResult:
 
 
 def delivery_claim(*, delivery_id: int, now: datetime) -> Delivery | None:
-    """Take a queued, due delivery for sending; None if another worker has it or it's done."""
+    """Take a queued delivery due at ``now`` for sending; None if another worker has it or
+    it's done. The claim is stamped with the real clock, whatever ``now`` is: the lease
+    that :func:`recover_stuck` checks runs in real time."""
     due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
     claimed = Delivery.objects.filter(due, pk=delivery_id, status=DeliveryStatus.QUEUED).update(
-        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, updated_at=now
+        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
     )
     if not claimed:
         return None
@@ -120,10 +154,15 @@ def message_for(delivery: Delivery) -> Message:
 
 
 def delivery_send(
-    *, delivery_id: int, now: datetime | None = None, policy: RetryPolicy = RETRY
+    *,
+    delivery_id: int,
+    now: datetime | None = None,
+    policy: RetryPolicy = RETRY,
+    deadline: Deadline = CALL_DEADLINE,
 ) -> SendResult | None:
-    """Send one delivery if it is ours to send. Returns what happened, or None when the
-    claim failed (already sent, being sent, or not yet due)."""
+    """Send one delivery if it is ours to send, each provider call within ``deadline``.
+    Returns what happened, or None when the claim failed (already sent, being sent, or not
+    yet due) or was lost before the outcome could be recorded."""
     now = now or timezone.now()
     with transaction.atomic():
         delivery = delivery_claim(delivery_id=delivery_id, now=now)
@@ -136,36 +175,50 @@ def delivery_send(
             address=delivery.destination,
         )
     except ChannelNotConfigured as exc:
-        Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
-            status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now
-        )
+        _ours(delivery).update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
         return SendResult(DeliveryStatus.SKIPPED)
-    outcome = get_channel(delivery.channel).send(message_for(delivery), destination)
+    channel = get_channel(delivery.channel, deadline=deadline)
+    outcome = channel.send(message_for(delivery), destination)
     return _record(delivery, outcome, now, policy)
 
 
-def _record(delivery: Delivery, outcome: Outcome, now: datetime, policy: RetryPolicy) -> SendResult:
+def _ours(delivery: Delivery) -> QuerySet[Delivery]:
+    """The row, if this claim still holds it: ``sending`` at the attempt we claimed. A
+    claim recovered after its lease (and claimed again) no longer matches."""
+    return Delivery.objects.filter(
+        pk=delivery.pk, status=DeliveryStatus.SENDING, attempts=delivery.attempts
+    )
+
+
+def _record(
+    delivery: Delivery, outcome: Outcome, now: datetime, policy: RetryPolicy
+) -> SendResult | None:
+    """Write the outcome on the row while the claim is ours. Only a permanent failure (the
+    provider's verdict) counts toward turning the channel off: retries that ran out — a
+    provider down, answers cut off, deadlines — fail the delivery but not the channel."""
     with transaction.atomic():
-        row = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING)
+        row = _ours(delivery)
         if outcome.result == Result.SENT:
-            row.update(status=DeliveryStatus.SENT, sent_at=now, last_error="", updated_at=now)
+            if not row.update(
+                status=DeliveryStatus.SENT, sent_at=now, last_error="", updated_at=now
+            ):
+                return None
             _channel_succeeded(delivery)
             return SendResult(DeliveryStatus.SENT)
         if outcome.result == Result.RETRY and delivery.attempts < policy.max_attempts:
-            wait = (
-                outcome.retry_after
-                if outcome.retry_after is not None
-                else policy.delay(delivery.attempts)
-            )
-            row.update(
+            wait = policy.wait(delivery.attempts, outcome.retry_after)
+            if not row.update(
                 status=DeliveryStatus.QUEUED,
                 next_retry_at=now + timedelta(seconds=wait),
                 last_error=outcome.detail,
                 updated_at=now,
-            )
+            ):
+                return None
             return SendResult(DeliveryStatus.QUEUED, retry_in=wait)
-        row.update(status=DeliveryStatus.FAILED, last_error=outcome.detail, updated_at=now)
-        _channel_failed(delivery, outcome.detail, now)
+        if not row.update(status=DeliveryStatus.FAILED, last_error=outcome.detail, updated_at=now):
+            return None
+        if outcome.result == Result.FAILED:
+            _channel_failed(delivery, outcome.detail, now)
         return SendResult(DeliveryStatus.FAILED)
 
 
@@ -222,12 +275,13 @@ def _tell_admins(config: ChannelConfig, delivery: Delivery, now: datetime) -> No
     )
 
 
-def recover_stuck(*, now: datetime | None = None) -> list[int]:
-    """Re-queue deliveries stuck in ``sending`` past the timeout (a worker died mid-send)
-    and return every queued delivery that is due, for the caller to enqueue."""
+def recover_stuck(*, now: datetime | None = None, lease: ClaimLease = SENDING_LEASE) -> list[int]:
+    """Re-queue deliveries whose claim outlived its ``lease`` in real time (a worker died
+    mid-send) — whatever ``now`` says, so a live send is never taken back — and return every
+    queued delivery that is due at ``now``, for the caller to enqueue."""
     now = now or timezone.now()
     Delivery.objects.filter(
-        status=DeliveryStatus.SENDING, updated_at__lt=now - SENDING_TIMEOUT
+        status=DeliveryStatus.SENDING, updated_at__lt=lease.taken_before()
     ).update(status=DeliveryStatus.QUEUED, next_retry_at=now, updated_at=now)
     due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
     return list(

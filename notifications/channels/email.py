@@ -7,7 +7,14 @@ hundreds of connections — and still gives every message its own :class:`Outcom
 
 SMTP answers map by their class: 4xx (``421`` service not available, ``450`` mailbox busy…),
 refused or dropped connections and timeouts are worth a retry; 5xx (``550`` no such user,
-``554`` rejected…) fail for good. The user's text is escaped by the HTML template
+``554`` rejected…) fail for good.
+
+``EMAIL_TIMEOUT`` bounds each socket operation only; a server that answers byte by byte
+would hold the sender for as long as it likes. So each message (connecting when needed,
+then MAIL/RCPT/DATA) runs under an overall :class:`~notifications.channels.deadline.Deadline`,
+and a whole batch — closing included — under ``batch_deadline``. A message that hits a
+deadline is a retry, and so is every message of the batch not tried yet: a server that slow
+is not given one more deadline per message. The user's text is escaped by the HTML template
 (autoescape); the plain-text part carries it verbatim.
 """
 
@@ -24,6 +31,7 @@ from django.core.mail.utils import DNS_NAME
 from django.template.loader import render_to_string
 
 from notifications.channels.base import Destination, Message, Outcome
+from notifications.channels.deadline import CALL_DEADLINE, Deadline, DeadlineExceeded
 
 TEXT_TEMPLATE = "notifications/email/message.txt"
 HTML_TEMPLATE = "notifications/email/message.html"
@@ -36,6 +44,10 @@ class EmailLimits:
 
     max_lines: int = 100
     max_subject_chars: int = 200
+
+
+# A digest batch (100 mails) must end well inside the digest sender's claim lease.
+BATCH_DEADLINE = Deadline(240.0)
 
 
 def render_context(message: Message, limits: EmailLimits) -> dict[str, Any]:
@@ -106,6 +118,8 @@ def outcome_for(exc: Exception) -> tuple[Outcome, bool]:
         return _reply_outcome(exc.smtp_code, exc.smtp_error, "server answered"), (
             exc.smtp_code == 421
         )
+    if isinstance(exc, DeadlineExceeded):
+        return Outcome.retry(f"smtp: {exc}"), True
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return Outcome.retry(f"smtp: server closed the connection ({exc})"), True
     if isinstance(exc, TimeoutError):
@@ -120,6 +134,7 @@ def outcome_for(exc: Exception) -> tuple[Outcome, bool]:
 
 
 _NO_ADDRESS = Outcome.failed("no email address for this recipient")
+_TOO_SLOW = Outcome.retry("smtp: not tried, the server was too slow for an earlier message")
 
 
 def _close_quietly(connection: Any) -> None:
@@ -130,15 +145,25 @@ def _close_quietly(connection: Any) -> None:
 
 
 class EmailChannel:
-    """Send notification mail through Django's configured email backend."""
+    """Send notification mail through Django's configured email backend; each message
+    within ``deadline``, a :meth:`send_many` batch within ``batch_deadline``."""
 
     type: ClassVar[str] = "email"
 
-    def __init__(self, *, limits: EmailLimits = EmailLimits()) -> None:
+    def __init__(
+        self,
+        *,
+        limits: EmailLimits = EmailLimits(),
+        deadline: Deadline = CALL_DEADLINE,
+        batch_deadline: Deadline = BATCH_DEADLINE,
+    ) -> None:
         self.limits = limits
+        self.deadline = deadline
+        self.batch_deadline = batch_deadline
 
     def send(self, message: Message, destination: Destination) -> Outcome:
-        return self.send_many([(message, destination)])[0]
+        """One message, connection and QUIT included, within ``deadline``."""
+        return self._send_all([(message, destination)], budget=self.deadline)[0]
 
     def send_many(
         self, messages_with_destinations: Iterable[tuple[Message, Destination]]
@@ -146,44 +171,61 @@ class EmailChannel:
         """Send every (message, destination) pair over one connection; the outcomes come
         back in the same order. A refused recipient affects only its own message. When the
         server drops the connection (421, timeout, disconnect) the batch reconnects once per
-        drop; if the server cannot be reached, every message still unsent gets ``retry``."""
-        pairs = list(messages_with_destinations)
+        drop; if the server cannot be reached, or a deadline passes, every message still
+        unsent gets ``retry``."""
+        return self._send_all(list(messages_with_destinations), budget=self.batch_deadline)
+
+    def _send_all(
+        self, pairs: list[tuple[Message, Destination]], *, budget: Deadline
+    ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         if not pairs:
             return outcomes
+
+        def the_rest(outcome: Outcome) -> list[Outcome]:
+            rest = pairs[len(outcomes) :]
+            return [outcome if later.address.strip() else _NO_ADDRESS for _, later in rest]
+
         connection = get_connection(fail_silently=False)
         needs_open = True
-        try:
-            for message, destination in pairs:
-                if not destination.address.strip():
-                    outcomes.append(_NO_ADDRESS)
-                    continue
-                try:
-                    mail = build_email(message, destination, self.limits)
-                except BadHeaderError as exc:
-                    outcomes.append(Outcome.failed(f"smtp: {exc}"))
-                    continue
-                if needs_open:
+        with budget.enforce() as whole:
+            try:
+                for message, destination in pairs:
+                    if whole.expired:
+                        outcomes.extend(the_rest(_TOO_SLOW))
+                        break
+                    if not destination.address.strip():
+                        outcomes.append(_NO_ADDRESS)
+                        continue
                     try:
-                        connection.open()
+                        mail = build_email(message, destination, self.limits)
+                    except BadHeaderError as exc:
+                        outcomes.append(Outcome.failed(f"smtp: {exc}"))
+                        continue
+                    opening = needs_open
+                    try:
+                        with self.deadline.enforce():
+                            if needs_open:
+                                connection.open()
+                                needs_open = False
+                            connection.send_messages([mail])
                     except Exception as exc:
-                        outcome, _ = outcome_for(exc)
-                        outcomes.extend(
-                            outcome if later.address.strip() else _NO_ADDRESS
-                            for _, later in pairs[len(outcomes) :]
+                        late = whole.expired or isinstance(exc, DeadlineExceeded)
+                        outcome, broken = outcome_for(
+                            DeadlineExceeded(budget.seconds) if whole.expired else exc
                         )
-                        return outcomes
-                    needs_open = False
-                try:
-                    connection.send_messages([mail])
-                except Exception as exc:
-                    outcome, broken = outcome_for(exc)
-                    outcomes.append(outcome)
-                    if broken:
-                        _close_quietly(connection)
-                        needs_open = True
-                    continue
-                outcomes.append(Outcome.sent(provider_id=mail.extra_headers["Message-ID"]))
-        finally:
-            _close_quietly(connection)
+                        if opening and needs_open:  # the server cannot be reached
+                            outcomes.extend(the_rest(outcome))
+                            break
+                        outcomes.append(outcome)
+                        if late:
+                            outcomes.extend(the_rest(_TOO_SLOW))
+                            break
+                        if broken:
+                            _close_quietly(connection)
+                            needs_open = True
+                        continue
+                    outcomes.append(Outcome.sent(provider_id=mail.extra_headers["Message-ID"]))
+            finally:
+                _close_quietly(connection)
         return outcomes

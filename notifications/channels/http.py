@@ -7,6 +7,10 @@ reserved ranges unless ``allow_private``), and the connection is made to exactly
 that was checked, so a second DNS answer cannot point the request elsewhere. Redirects are
 never followed: a 3xx is a failure that names its target. :func:`saved_url_refusal` runs the
 same check when a webhook URL is saved.
+
+Each request runs under an overall :class:`~notifications.channels.deadline.Deadline`
+(connect, send, read the answer); :class:`HttpTimeouts` only bound each single operation.
+An answer that stops before the body it announced is a retry, never a verdict.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 
-from notifications.channels.base import Outcome
+from notifications.channels.base import Outcome, bounded_retry_after
+from notifications.channels.deadline import CALL_DEADLINE, Deadline, DeadlineExceeded
 
 MAX_RESPONSE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class HttpTimeouts:
-    """Seconds to wait for the TCP (and TLS) connection, then for each read of the answer."""
+    """Seconds to wait for the TCP (and TLS) connection, then for each read of the answer.
+    They bound one operation each; the whole request is bounded by a ``Deadline``."""
 
     connect: float = 3.0
     read: float = 10.0
@@ -43,9 +49,13 @@ DEFAULT_TIMEOUTS = HttpTimeouts()
 
 @dataclass(frozen=True)
 class HttpReply:
+    """An answer; ``complete`` is false when the connection ended before the body its
+    ``Content-Length`` announced (a reset or a server that died mid-answer)."""
+
     status: int
     headers: Mapping[str, str]
     body: bytes
+    complete: bool = True
 
     def header(self, name: str) -> str:
         lowered = name.lower()
@@ -187,54 +197,81 @@ def saved_url_refusal(url: str) -> str | None:
     return None
 
 
+def _cut_off(response: http.client.HTTPResponse, data: bytes) -> bool:
+    """Whether the server announced more body than arrived (reading stops at
+    ``MAX_RESPONSE_BYTES`` by choice; that is not a cut)."""
+    announced = response.getheader("Content-Length") or ""
+    if not announced.strip().isdigit():
+        return False
+    return len(data) < min(int(announced), MAX_RESPONSE_BYTES)
+
+
 def post(
     url: str,
     body: bytes,
     headers: Mapping[str, str],
     *,
     timeouts: HttpTimeouts,
+    deadline: Deadline = CALL_DEADLINE,
     allow_private: bool,
 ) -> HttpReply:
-    """POST ``body`` to ``url`` once: no proxy, no redirects, no retries.
+    """POST ``body`` to ``url`` once: no proxy, no redirects, no retries, and back by
+    ``deadline`` with the whole answer (at most ``MAX_RESPONSE_BYTES`` of its body).
 
-    Raises :class:`UnusableURLError`, :class:`PrivateAddressError` (before connecting) or the
-    socket/HTTP error that stopped the request; :func:`outcome_for_error` maps those.
+    Raises :class:`UnusableURLError`, :class:`PrivateAddressError` (before connecting),
+    :class:`DeadlineExceeded` or the socket/HTTP error that stopped the request;
+    :func:`outcome_for_error` maps those.
     """
     target = check_url(url, allow_private=allow_private)
     parts = target.parts
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(target.host, target.port, target.addresses, timeouts)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("POST", path, body=body, headers=dict(headers))
-        response = connection.getresponse()
-        data = response.read(MAX_RESPONSE_BYTES)
-        return HttpReply(response.status, dict(response.getheaders()), data)
-    finally:
-        connection.close()
+    with deadline.enforce() as call:
+        try:
+            connection.request("POST", path, body=body, headers=dict(headers))
+            response = connection.getresponse()
+            data = response.read(MAX_RESPONSE_BYTES)
+            reply = HttpReply(
+                response.status, dict(response.getheaders()), data, not _cut_off(response, data)
+            )
+        finally:
+            connection.close()
+    if call.expired and not reply.complete:
+        raise DeadlineExceeded(deadline.seconds)
+    return reply
 
 
 def parse_retry_after(value: str, *, now: float) -> float | None:
-    """``Retry-After`` as seconds from ``now``: either delay-seconds or an HTTP date."""
+    """``Retry-After`` as seconds from ``now`` — delay-seconds (a number) or an HTTP date —
+    within the bounds of :func:`~notifications.channels.base.bounded_retry_after`. Never
+    raises: a value that means nothing (garbage, negative, NaN) is ``None``; a date already
+    past is 0; anything beyond the cap (``1e12``, year 9999) is the cap."""
     value = value.strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return bounded_retry_after(float(value))
     except ValueError:
         pass
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError, IndexError):
+        return bounded_retry_after(max(0.0, parsedate_to_datetime(value).timestamp() - now))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
 def outcome_for_status(reply: HttpReply, *, service: str, now: float) -> Outcome:
-    """Map a webhook-style HTTP answer: 2xx sent; 429 and 5xx retry (honouring
-    ``Retry-After``); 3xx failed, naming the redirect; any other status failed."""
+    """Map a webhook-style HTTP answer: 2xx sent; an answer cut off mid-way retry (it is no
+    verdict); 429 and 5xx retry (honouring ``Retry-After``); 3xx failed, naming the
+    redirect; any other status failed."""
     status = reply.status
     if 200 <= status < 300:
         return Outcome.sent(provider_id=reply.header("X-Request-Id"))
+    if not reply.complete:
+        return Outcome.retry(
+            f"{service} answered {status} but the connection ended after {len(reply.body)} "
+            "bytes of the body it announced"
+        )
     if 300 <= status < 400:
         location = reply.header("Location") or "no Location header"
         return Outcome.failed(
@@ -258,6 +295,8 @@ def outcome_for_error(exc: Exception, *, service: str, timeouts: HttpTimeouts) -
         return Outcome.failed(f"{service}: TLS certificate does not verify: {exc.verify_message}")
     if isinstance(exc, socket.gaierror):
         return Outcome.retry(f"{service}: host name does not resolve ({exc.strerror})")
+    if isinstance(exc, DeadlineExceeded):
+        return Outcome.retry(f"{service}: {exc}")
     if isinstance(exc, TimeoutError):
         return Outcome.retry(
             f"{service}: no answer within {timeouts.connect:g}s to connect / "
@@ -272,8 +311,9 @@ LimitsT = TypeVar("LimitsT")
 
 
 class HttpChannel(Generic[LimitsT]):
-    """A channel that sends each message as one POST: ``timeouts``, the channel's ``limits``
-    (its ``default_limits`` unless given) and ``clock`` are fixed at construction, and
+    """A channel that sends each message as one POST: ``timeouts``, ``deadline``, the
+    channel's ``limits`` (its ``default_limits`` unless given) and ``clock`` are fixed at
+    construction, and
     :meth:`request` maps a failed request with :func:`outcome_for_error` and an answer with
     :meth:`outcome` (:func:`outcome_for_status` unless the API says more)."""
 
@@ -284,10 +324,12 @@ class HttpChannel(Generic[LimitsT]):
         self,
         *,
         timeouts: HttpTimeouts = DEFAULT_TIMEOUTS,
+        deadline: Deadline = CALL_DEADLINE,
         limits: LimitsT | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.timeouts = timeouts
+        self.deadline = deadline
         self.limits = self.default_limits if limits is None else limits
         self.clock = clock
 
@@ -295,7 +337,14 @@ class HttpChannel(Generic[LimitsT]):
         self, url: str, body: bytes, headers: Mapping[str, str], *, now: float, allow_private: bool
     ) -> Outcome:
         try:
-            reply = post(url, body, headers, timeouts=self.timeouts, allow_private=allow_private)
+            reply = post(
+                url,
+                body,
+                headers,
+                timeouts=self.timeouts,
+                deadline=self.deadline,
+                allow_private=allow_private,
+            )
         except Exception as exc:
             return outcome_for_error(exc, service=self.type, timeouts=self.timeouts)
         return self.outcome(reply, now=now)

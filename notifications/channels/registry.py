@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from notifications.channels.base import Channel, ChannelNotConfigured
+from notifications.channels.deadline import CALL_DEADLINE, Deadline
 from notifications.channels.email import EmailChannel
 from notifications.channels.slack import SlackChannel
 from notifications.channels.telegram import TelegramChannel
@@ -17,8 +18,9 @@ CHANNELS: dict[str, type[Channel]] = {
 }
 
 
-def get_channel(type: str) -> Channel:
-    """A channel with its production defaults (timeouts, limits) for ``type``.
+def get_channel(type: str, *, deadline: Deadline = CALL_DEADLINE) -> Channel:
+    """A channel with its production defaults (timeouts, limits) for ``type``, each of
+    its provider calls bounded by ``deadline``.
 
     Raises :class:`ChannelNotConfigured` for a type notiflow cannot send to, so the delivery
     is skipped with that reason instead of crashing the task.
@@ -30,4 +32,4 @@ def get_channel(type: str) -> Channel:
         raise ChannelNotConfigured(
             f"unknown channel type {type!r}; notiflow sends to {known}"
         ) from None
-    return channel_class()
+    return channel_class(deadline=deadline)

@@ -12,15 +12,24 @@ Retries belong to the caller, so the client is built with ``retry_handlers=[]``:
   a Celery worker and hide the rate limit from the delivery record.
 
 With no handlers, the first answer or error comes straight back and :func:`outcome_for`
-turns it into an :class:`Outcome`: 429 → retry after ``Retry-After``; 5xx, connection
-errors and timeouts → retry; Slack's permanent errors (``invalid_auth``,
-``channel_not_found``, ``not_in_channel``, ``account_inactive``…) → failed. The ``deliver``
-task then schedules the retry without holding a worker.
+turns it into an :class:`Outcome`: 429 → retry after ``Retry-After`` (capped); 5xx,
+connection errors and timeouts → retry; Slack's permanent errors (``invalid_auth``,
+``channel_not_found``, ``not_in_channel``, ``account_inactive``…) → failed. An answer that
+carries no Slack error code — a body cut off mid-way, which slack-sdk reports as "a
+response in a non-JSON format", or a proxy's HTML page — is no verdict from Slack: retry.
+The ``deliver`` task then schedules the retry without holding a worker.
+
+slack-sdk's ``timeout`` counts per socket operation (urllib), so a server dripping its
+answer byte by byte would never trip it: the call runs under the channel's overall
+:class:`~notifications.channels.deadline.Deadline`, which shuts the socket urllib opened
+when time is up.
 """
 
 from __future__ import annotations
 
 import http.client
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,6 +39,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
+from notifications.channels.deadline import CALL_DEADLINE, Deadline, DeadlineExceeded
+from notifications.channels.http import parse_retry_after
 from notifications.channels.text import cut_escaped, shorten
 
 # Slack error codes worth sending again later; everything else an API call can answer
@@ -38,6 +49,9 @@ from notifications.channels.text import cut_escaped, shorten
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# What a Slack error code looks like; any other ``error`` was made up by slack-sdk for an
+# answer it could not read.
+SLACK_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -161,19 +175,19 @@ def _header(headers: Mapping[str, Any], name: str) -> str:
 
 def outcome_for(exc: Exception) -> Outcome:
     """Map what ``chat_postMessage`` raised to an :class:`Outcome` (see the module doc)."""
+    if isinstance(exc, DeadlineExceeded):
+        return Outcome.retry(f"slack: {exc}")
     if isinstance(exc, SlackApiError):
         response = exc.response
         status = response.status_code
         error = str(response.get("error", "") or f"HTTP {status}")
         if status == 429 or error == "ratelimited":
-            retry_after = _header(response.headers, "Retry-After")
-            try:
-                after: float | None = float(retry_after)
-            except ValueError:
-                after = None
+            after = parse_retry_after(_header(response.headers, "Retry-After"), now=time.time())
             return Outcome.retry(f"slack: rate limited ({error})", after=after)
         if status >= 500 or error in TRANSIENT_ERRORS:
             return Outcome.retry(f"slack: HTTP {status} {error}")
+        if not SLACK_ERROR_CODE.fullmatch(error):
+            return Outcome.retry(f"slack: HTTP {status} without a Slack answer ({error})")
         return Outcome.failed(f"slack: {error}")
     if isinstance(exc, SlackClientError):
         return Outcome.failed(f"slack: {exc}")
@@ -186,12 +200,20 @@ def outcome_for(exc: Exception) -> Outcome:
 
 class SlackChannel:
     """Post to a Slack channel (``destination.address``, a ``#name`` or id) as the
-    organization's bot (``destination.settings["bot_token"]``)."""
+    organization's bot (``destination.settings["bot_token"]``). ``timeout`` bounds each
+    socket operation, ``deadline`` the whole call."""
 
     type: ClassVar[str] = "slack"
 
-    def __init__(self, *, timeout: int = 10, limits: SlackLimits = SlackLimits()) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: int = 10,
+        deadline: Deadline = CALL_DEADLINE,
+        limits: SlackLimits = SlackLimits(),
+    ) -> None:
         self.timeout = timeout
+        self.deadline = deadline
         self.limits = limits
 
     def client(self, token: str) -> WebClient:
@@ -208,12 +230,11 @@ class SlackChannel:
         channel = destination.address.strip()
         if not channel:
             raise ChannelNotConfigured("no Slack channel to post to")
+        client = self.client(str(token))
+        text, blocks = render_text(message, self.limits), render_blocks(message, self.limits)
         try:
-            response = self.client(str(token)).chat_postMessage(
-                channel=channel,
-                text=render_text(message, self.limits),
-                blocks=render_blocks(message, self.limits),
-            )
+            with self.deadline.enforce():
+                response = client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         except Exception as exc:
             return outcome_for(exc)
         return Outcome.sent(provider_id=str(response.get("ts", "")))

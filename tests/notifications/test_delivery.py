@@ -11,7 +11,13 @@ import pytest
 from django.utils import timezone
 
 from notifications import rollup, stream
-from notifications.delivery import DISABLE_AFTER_FAILURES, RETRY, delivery_send, recover_stuck
+from notifications.delivery import (
+    DISABLE_AFTER_FAILURES,
+    RETRY,
+    SENDING_LEASE,
+    delivery_send,
+    recover_stuck,
+)
 from notifications.models import (
     ChannelConfig,
     Delivery,
@@ -276,7 +282,11 @@ def test_a_worker_killed_mid_send_does_not_send_again_until_recovery(team, slack
         assert delivery.status == DeliveryStatus.SENDING
         assert delivery.attempts == 1
 
-    later = timezone.now() + timedelta(minutes=11)
-    assert recover_stuck(now=later) == [delivery.pk]
-    assert delivery_send(delivery_id=delivery.pk, now=later).status == DeliveryStatus.SENT
+    assert recover_stuck() == []  # the claim's lease (real time) has not run out
+    # Eleven minutes pass: the dead worker's claim is older than its lease.
+    Delivery.objects.filter(pk=delivery.pk).update(
+        updated_at=timezone.now() - SENDING_LEASE.duration - timedelta(minutes=1)
+    )
+    assert recover_stuck() == [delivery.pk]
+    assert delivery_send(delivery_id=delivery.pk).status == DeliveryStatus.SENT
     assert len(slack_server.posts) == 2  # the one documented repeat

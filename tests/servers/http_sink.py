@@ -6,11 +6,14 @@ is the plain version for webhooks and the Telegram Bot API.
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+import struct
 import threading
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -18,12 +21,19 @@ from typing import Any, Self
 @dataclass(frozen=True)
 class Reply:
     """One scripted answer. ``body`` may be JSON-able data, ``str`` or ``bytes``; ``delay``
-    holds the answer back (to outlast a client's read timeout)."""
+    holds the answer back (to outlast a client's read timeout); ``drip`` sends the answer
+    one byte every ``drip`` seconds (each read is quick, the whole answer is not);
+    ``cut_after`` sends the status line, the headers (announcing the whole body's length
+    unless ``announce_length`` is off) and only that many bytes of the body, then resets
+    the connection."""
 
     status: int = 200
     body: Any = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0
+    cut_after: int | None = None
+    announce_length: bool = True
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, bytes):
@@ -77,17 +87,44 @@ class _Handler(BaseHTTPRequestHandler):
         reply = owner.dispatch(request)
         if reply.delay:
             owner.stopping.wait(reply.delay)
+        head, payload = self._answer(reply)
+        try:
+            if reply.cut_after is not None:
+                self.wfile.write(head + payload[: reply.cut_after])
+                self._reset()
+            elif reply.drip:
+                for byte in head + payload:
+                    self.wfile.write(bytes([byte]))
+                    if owner.stopping.wait(reply.drip):
+                        break
+            else:
+                self.wfile.write(head + payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (its timeout or deadline) before the answer came
+
+    def _answer(self, reply: Reply) -> tuple[bytes, bytes]:
+        """The status line and headers, as ``BaseHTTPRequestHandler`` writes them, and the
+        body."""
         payload, content_type = reply.encoded()
+        real, self.wfile = self.wfile, io.BytesIO()
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
+            if reply.announce_length:
+                self.send_header("Content-Length", str(len(payload)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout) before the answer came
+            head = self.wfile.getvalue()  # type: ignore[attr-defined]
+        finally:
+            self.wfile = real
+        return head, payload
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP reset, as a crashing server or proxy does."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -102,6 +139,7 @@ class RecordingHTTPServer:
         self.requests: list[RecordedRequest] = []
         self.stopping = threading.Event()
         self._script: deque[Reply] = deque()
+        self._shaping: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -147,11 +185,27 @@ class RecordingHTTPServer:
         """Hold the next answers back for ``seconds`` (past the client's read timeout)."""
         self.answer_next(Reply(status=504, body=b"stalled", delay=seconds), times)
 
+    def drip_next(self, seconds_per_byte: float, times: int = 1) -> None:
+        """Send the next usual answers one byte every ``seconds_per_byte`` seconds: no read
+        waits long, the whole answer takes minutes."""
+        self._script_usual(times, drip=seconds_per_byte)
+
+    def cut_next(self, after_bytes: int, *, announce_length: bool = True, times: int = 1) -> None:
+        """Send only the first ``after_bytes`` bytes of the next usual answers' bodies, then
+        reset the connection."""
+        self._script_usual(times, cut_after=after_bytes, announce_length=announce_length)
+
+    def _script_usual(self, times: int, **how: Any) -> None:
+        with self._lock:
+            self._shaping.extend([how] * times)
+
     def dispatch(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
             scripted = self._script.popleft() if self._script else None
-        return scripted if scripted is not None else self.respond(request)
+            shaping = self._shaping.popleft() if self._shaping and scripted is None else {}
+        reply = scripted if scripted is not None else self.respond(request)
+        return replace(reply, **shaping) if shaping else reply
 
     def respond(self, request: RecordedRequest) -> Reply:
         """The usual answer when nothing is scripted; subclasses speak their protocol."""

@@ -78,10 +78,22 @@ class _CountingSMTP(SMTP):
     def __init__(self, owner: SMTPServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._owner = owner
+        self._drip = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._owner._connected()
+        self._drip = self._owner._connected()
         super().connection_made(transport)
+
+    async def push(self, status: Any) -> None:
+        """Every reply of a dripping session goes out one byte at a time."""
+        if not self._drip:
+            await super().push(status)
+            return
+        response = status.encode("ascii") if isinstance(status, str) else bytes(status)
+        for byte in response + b"\r\n":
+            self._writer.write(bytes([byte]))
+            await self._writer.drain()
+            await asyncio.sleep(self._drip)
 
 
 class _Controller(Controller):
@@ -101,6 +113,8 @@ class SMTPServer:
     * :meth:`refuse` — always answer RCPT for an address with a reply (``550`` by default).
     * :meth:`answer_next` — answer the next N RCPT commands with a reply (e.g. ``421``).
     * :meth:`stall_next` — hold the next N DATA replies back for some seconds.
+    * :meth:`drip_next` — the next N connections get every reply (greeting included) one
+      byte every few hundredths of a second: no read waits long, a session takes long.
     """
 
     def __init__(self) -> None:
@@ -111,6 +125,7 @@ class SMTPServer:
         self._refused: dict[str, str] = {}
         self._rcpt_script: deque[str] = deque()
         self._stalls: deque[float] = deque()
+        self._drips: deque[float] = deque()
         self._lock = threading.Lock()
         self._controller = _Controller(self, hostname=self.host, port=self.port)
 
@@ -141,9 +156,15 @@ class SMTPServer:
         with self._lock:
             self._stalls.extend([seconds] * times)
 
-    def _connected(self) -> None:
+    def drip_next(self, seconds_per_byte: float, times: int = 1) -> None:
+        with self._lock:
+            self._drips.extend([seconds_per_byte] * times)
+
+    def _connected(self) -> float:
+        """Count the connection; how slowly to answer it (0: at once)."""
         with self._lock:
             self.connections += 1
+            return self._drips.popleft() if self._drips else 0.0
 
     def _rcpt_reply(self, address: str) -> str:
         with self._lock:
