@@ -4,7 +4,9 @@ and where a user's Slack or Telegram digest goes.
 ``Digest.digest_key`` is unique, so building a window twice finds the row already there;
 ``DigestItem`` is unique per (digest, notification), so adding items twice adds nothing.
 The send phase moves a digest ``queued`` → ``sending`` → ``sent`` | ``failed`` | ``skipped``
-(see ``sender.py``); a window with nothing to report is kept as ``empty``.
+(see ``sender.py``); a window with nothing to report is kept as ``empty``. A ``sending``
+digest is held by a lease: ``claim_token`` says which claim holds it and ``claimed_at``
+(real time, never a run's ``--now``) when that claim was taken or last renewed.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ class Digest(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     item_count = models.PositiveIntegerField(default=0)
     provider_id = models.CharField(max_length=300, blank=True)
+    claim_token = models.CharField(
+        max_length=32, blank=True, help_text="The claim that holds this digest while sending."
+    )
+    claimed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Real time the claim was taken or renewed; the lease runs from here.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

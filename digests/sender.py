@@ -1,31 +1,43 @@
 """Send phase: claim queued digests, send them, record what happened.
 
 1. **Claim** (one short transaction): ``SELECT … FOR UPDATE SKIP LOCKED`` over queued,
-   due digests, then ``queued`` → ``sending`` and ``attempts + 1``. Two senders started
-   together claim disjoint rows.
+   due digests, then ``queued`` → ``sending``, ``attempts + 1``, and a lease: the claim's
+   own ``claim_token`` and ``claimed_at``. Two senders started together claim disjoint rows
+   (on SQLite, where there is no row locking, the ``IMMEDIATE`` transaction serializes
+   the claims instead).
 2. **Send**, after the claim has committed — the irrevocable part. Email goes out in
    batches over one SMTP connection (``EmailChannel.send_many``); Slack and Telegram one
-   message at a time through the organization's bot.
-3. **Record** (one statement per batch), only on rows still ``sending``: ``sent``;
+   message at a time through the organization's bot. Before each of those sends the
+   sender renews its lease and sends only the digests it still holds.
+3. **Record** (one transaction per batch), only on rows the claim still holds: ``sent``;
    ``queued`` again with ``next_retry_at`` from :class:`~notifications.delivery.RetryPolicy`
    (the channel's ``retry_after`` when it gave one); ``failed`` for good after
    ``max_attempts`` or a permanent error; ``skipped`` when the channel is not configured.
 
-A sender that dies between 2 and 3 leaves rows in ``sending``; :func:`recover_stuck`
-re-queues them after ``SENDING_TIMEOUT`` — the one window in which a digest can go out
-twice, as for deliveries.
+Claims are leases in real time. ``now`` (a run's ``--now``) decides which windows and
+retries are due; the lease is stamped and judged by the wall clock (:func:`lease_clock`),
+so a backfill run a week back, a run a day ahead and beat's own run all agree on whose
+claim has expired. :func:`recover_stuck` takes back only digests whose claim has not been
+renewed for ``SendPolicy.lease`` of real time: a sender that died between 2 and 3 (the one
+window in which a digest can go out twice), or one whose single SMTP batch outlasted the
+lease.
+
+Every statement here is plain ORM and runs on PostgreSQL and SQLite alike.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from digests import queries, render
 from digests.models import (
@@ -53,14 +65,51 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SendPolicy:
-    """``batch_size`` digests are claimed per transaction and mailed per SMTP connection."""
+    """``batch_size`` digests are claimed per transaction and mailed per SMTP connection.
+    A claim holds its digests for ``lease`` of real time after it was taken or last
+    renewed; the sender renews it before each send once ``lease / 4`` has passed."""
 
     batch_size: int = 100
     retry: deliveries.RetryPolicy = deliveries.RETRY
-    sending_timeout: timedelta = deliveries.SENDING_TIMEOUT
+    lease: timedelta = deliveries.SENDING_TIMEOUT
 
 
 SEND = SendPolicy()
+
+
+def lease_clock() -> datetime:
+    """The wall clock leases are stamped and judged by — never a run's ``now``."""
+    return timezone.now()
+
+
+@dataclass
+class Claim:
+    """One sender's hold on a batch: the digests stamped with ``token``, last renewed at
+    ``renewed_at`` (real time)."""
+
+    token: str
+    ids: list[int]
+    renewed_at: datetime
+
+    def held(self) -> set[int]:
+        """The digests of this claim that are still ``sending`` under its token."""
+        return set(
+            Digest.objects.filter(
+                pk__in=self.ids, claim_token=self.token, status=DigestStatus.SENDING
+            ).values_list("pk", flat=True)
+        )
+
+    def keep(self, policy: SendPolicy = SEND) -> set[int]:
+        """Renew the lease if a quarter of it has passed, and return the digests still
+        held: only those may be sent. A digest taken back meanwhile (the lease ran out and
+        another sender recovered it) is its new owner's to send and record."""
+        stamp = lease_clock()
+        if stamp - self.renewed_at >= policy.lease / 4:
+            Digest.objects.filter(
+                pk__in=self.ids, claim_token=self.token, status=DigestStatus.SENDING
+            ).update(claimed_at=stamp)
+            self.renewed_at = stamp
+        return self.held()
 
 
 @dataclass(frozen=True)
@@ -117,11 +166,19 @@ def due_filter(now: datetime) -> Q:
     return Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
 
 
-def recover_stuck(*, now: datetime, policy: SendPolicy = SEND) -> int:
-    """Re-queue digests left in ``sending`` longer than the timeout (a sender died)."""
+def recover_stuck(*, policy: SendPolicy = SEND) -> int:
+    """Re-queue, due at once, digests whose claim has gone ``policy.lease`` of real time
+    without renewal (their sender died or lost its way), whatever ``now`` a run has."""
+    stamp = lease_clock()
     return Digest.objects.filter(
-        status=DigestStatus.SENDING, updated_at__lt=now - policy.sending_timeout
-    ).update(status=DigestStatus.QUEUED, next_retry_at=now, updated_at=now)
+        status=DigestStatus.SENDING, claimed_at__lt=stamp - policy.lease
+    ).update(
+        status=DigestStatus.QUEUED,
+        next_retry_at=None,
+        claim_token="",
+        claimed_at=None,
+        updated_at=stamp,
+    )
 
 
 def digest_claim(
@@ -130,8 +187,10 @@ def digest_claim(
     limit: int,
     period: Period | str | None = None,
     user_ids: Collection[int] | None = None,
-) -> list[int]:
-    """Take up to ``limit`` queued, due digests for this sender; other senders skip them."""
+) -> Claim:
+    """Take up to ``limit`` queued digests due at ``now`` for this sender under a new lease;
+    other senders skip them until it runs out."""
+    token, stamp = uuid.uuid4().hex, lease_clock()
     with transaction.atomic():
         rows = Digest.objects.select_for_update(skip_locked=True).filter(
             due_filter(now), status=DigestStatus.QUEUED
@@ -142,10 +201,16 @@ def digest_claim(
             rows = rows.filter(user_id__in=list(user_ids))
         ids = list(rows.order_by("id").values_list("id", flat=True)[:limit])
         if ids:
-            Digest.objects.filter(pk__in=ids).update(
-                status=DigestStatus.SENDING, attempts=F("attempts") + 1, updated_at=now
+            Digest.objects.filter(pk__in=ids, status=DigestStatus.QUEUED).update(
+                status=DigestStatus.SENDING,
+                attempts=F("attempts") + 1,
+                claim_token=token,
+                claimed_at=stamp,
+                updated_at=stamp,
             )
-    return ids
+    claim = Claim(token=token, ids=ids, renewed_at=stamp)
+    claim.ids = sorted(claim.held()) if ids else []
+    return claim
 
 
 def due_queued(
@@ -237,11 +302,18 @@ def _destination_for(digest: Digest, targets: dict) -> Destination:
     )
 
 
-def deliver(prepared: list[Prepared], outcomes: dict[int, Outcome | None]) -> None:
+def deliver(
+    prepared: list[Prepared],
+    outcomes: dict[int, Outcome | None],
+    *,
+    held: Callable[[], Collection[int]],
+) -> None:
     """Send every prepared digest that can go, filling ``outcomes`` by position as answers
     come in: an :class:`Outcome`, or ``None`` for a digest that cannot go (skipped, empty).
-    A position left out is unknown — the caller leaves that row in ``sending``. Email goes
-    in one ``send_many`` batch; the rest one by one. A channel that turns out not to be
+    A position left out is unknown — the caller leaves that row in ``sending``. ``held()``
+    (a :meth:`Claim.keep`) is asked before the email batch and before each other send;
+    a digest no longer held is not sent and its position is left out. Email goes in one
+    ``send_many`` batch; the rest one by one. A channel that turns out not to be
     configured (no bot token) replaces its entry with one that says why."""
     mail = []
     for i, p in enumerate(prepared):
@@ -250,12 +322,17 @@ def deliver(prepared: list[Prepared], outcomes: dict[int, Outcome | None]) -> No
         elif p.channel == DigestChannel.EMAIL:
             mail.append(i)
     if mail:
+        ours = held()
+        mail = [i for i in mail if prepared[i].digest_id in ours]
+    if mail:
         sent = EmailChannel().send_many(
             [(prepared[i].message, prepared[i].destination) for i in mail]  # type: ignore[misc]
         )
         outcomes.update(zip(mail, sent, strict=True))
     for i, p in enumerate(prepared):
         if i in outcomes or p.channel == DigestChannel.EMAIL:
+            continue
+        if p.digest_id not in held():
             continue
         try:
             outcomes[i] = get_channel(p.channel).send(p.message, p.destination)  # type: ignore[arg-type]
@@ -264,10 +341,16 @@ def deliver(prepared: list[Prepared], outcomes: dict[int, Outcome | None]) -> No
             outcomes[i] = None
 
 
-def release(digest_ids: Sequence[int], *, now: datetime) -> None:
-    """Give claimed digests back untouched (nothing was sent): ``sending`` → ``queued``."""
-    Digest.objects.filter(pk__in=digest_ids, status=DigestStatus.SENDING).update(
-        status=DigestStatus.QUEUED, attempts=F("attempts") - 1, updated_at=now
+def release(claim: Claim) -> None:
+    """Give a claim's digests back untouched (nothing was sent): ``sending`` → ``queued``."""
+    Digest.objects.filter(
+        pk__in=claim.ids, claim_token=claim.token, status=DigestStatus.SENDING
+    ).update(
+        status=DigestStatus.QUEUED,
+        attempts=F("attempts") - 1,
+        claim_token="",
+        claimed_at=None,
+        updated_at=lease_clock(),
     )
 
 
@@ -300,52 +383,61 @@ def _outcome_fields(
     return DigestStatus.FAILED, {**fields, "last_error": outcome.detail}
 
 
+RECORDED_FIELDS = (
+    "status",
+    "sent_at",
+    "next_retry_at",
+    "provider_id",
+    "last_error",
+    "claim_token",
+    "claimed_at",
+    "updated_at",
+)
+
+
 def record(
+    claim: Claim,
     prepared: Sequence[Prepared],
     outcomes: Sequence[Outcome | None],
     *,
     now: datetime,
     policy: SendPolicy = SEND,
 ) -> list[Sent]:
-    """Write each outcome on its row — only rows still ``sending``, i.e. still ours (after a
-    timeout another sender may have re-queued one). One ``UPDATE … FROM (VALUES …) WHERE
-    status = 'sending' RETURNING id`` for the whole batch: the row lock and the status check
-    happen in the same statement, and the ids it returns are the rows that were ours."""
-    rows: list[tuple] = []
-    outcome_of: dict[int, tuple[Prepared, str, dict]] = {}
-    for p, outcome in zip(prepared, outcomes, strict=True):
-        status, fields = _outcome_fields(p, outcome, now, policy)
-        outcome_of[p.digest_id] = (p, status, fields)
-        rows.append(
-            (
-                p.digest_id,
-                status,
-                fields["sent_at"],
-                fields["next_retry_at"],
-                fields["provider_id"],
-                fields["last_error"],
-            )
-        )
-    if not rows:
+    """Write each outcome on its row — only rows ``claim`` still holds (after its lease ran
+    out another sender may have taken one back). In one transaction: lock the rows still
+    ``sending`` under the claim's token, then one ``bulk_update`` of those; the locked
+    rows are the ones that were ours, and no recovery can slip in between."""
+    if not prepared:
         return []
-    table = Digest._meta.db_table
-    values = ", ".join(["(%s::bigint, %s, %s::timestamptz, %s::timestamptz, %s, %s)"] * len(rows))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS d SET status = v.status, sent_at = v.sent_at, "
-            "next_retry_at = v.next_retry_at, provider_id = v.provider_id, "
-            "last_error = v.last_error, updated_at = %s "
-            f"FROM (VALUES {values}) AS v(id, status, sent_at, next_retry_at, provider_id, "
-            "last_error) WHERE d.id = v.id AND d.status = %s RETURNING d.id",
-            [now, *(value for row in rows for value in row), DigestStatus.SENDING],
+    stamp = lease_clock()
+    with transaction.atomic():
+        ours = set(
+            Digest.objects.select_for_update()
+            .filter(
+                pk__in=[p.digest_id for p in prepared],
+                claim_token=claim.token,
+                status=DigestStatus.SENDING,
+            )
+            .values_list("pk", flat=True)
         )
-        ours = {row[0] for row in cursor.fetchall()}
-    results = []
-    for digest_id, (p, status, fields) in outcome_of.items():
-        if digest_id not in ours:
-            log.warning("digest %s was taken back while sending; not recording", digest_id)
-            continue
-        results.append(Sent(digest_id, p.user_id, p.period, status, fields["last_error"]))
+        rows, results = [], []
+        for p, outcome in zip(prepared, outcomes, strict=True):
+            if p.digest_id not in ours:
+                log.warning("digest %s was taken back while sending; not recording", p.digest_id)
+                continue
+            status, fields = _outcome_fields(p, outcome, now, policy)
+            rows.append(
+                Digest(
+                    pk=p.digest_id,
+                    status=status,
+                    claim_token="",
+                    claimed_at=None,
+                    updated_at=stamp,
+                    **fields,
+                )
+            )
+            results.append(Sent(p.digest_id, p.user_id, p.period, status, fields["last_error"]))
+        Digest.objects.bulk_update(rows, RECORDED_FIELDS)
     return results
 
 
@@ -371,26 +463,30 @@ def digest_send(
                 text = render.plain_text(p.message) if p.message else ""
                 report.previews.append((p, text))
         return report
-    recover_stuck(now=now, policy=policy)
+    recover_stuck(policy=policy)
     while True:
-        ids = digest_claim(now=now, limit=policy.batch_size, period=period, user_ids=user_ids)
-        if not ids:
+        claim = digest_claim(now=now, limit=policy.batch_size, period=period, user_ids=user_ids)
+        if not claim.ids:
             break
-        report.claimed += len(ids)
+        report.claimed += len(claim.ids)
         try:
-            prepared = prepare(ids)
+            prepared = prepare(claim.ids)
         except BaseException:
-            release(ids, now=now)
+            release(claim)
             raise
         outcomes: dict[int, Outcome | None] = {}
         try:
-            deliver(prepared, outcomes)
+            deliver(prepared, outcomes, held=partial(claim.keep, policy))
         finally:
             # Record every answer we have, even when a send raised: a digest that went out
-            # must not stay in ``sending`` and be sent again after the timeout.
+            # must not stay in ``sending`` and be sent again once its lease runs out.
             known = sorted(outcomes)
             results = record(
-                [prepared[i] for i in known], [outcomes[i] for i in known], now=now, policy=policy
+                claim,
+                [prepared[i] for i in known],
+                [outcomes[i] for i in known],
+                now=now,
+                policy=policy,
             )
         for result in results:
             report.add(result)

@@ -15,7 +15,7 @@ from django.apps import apps
 from django.core import serializers
 from django.core.management import call_command
 
-from digests.history import redis_client
+from digests.history import ExecutionStatus, executions_list, redis_client
 from digests.models import Digest, DigestStatus
 from tests.digests.factories import NotificationFactory
 
@@ -152,3 +152,23 @@ def test_build_dry_run_and_send_dry_run_change_nothing(subscriber, smtp_server, 
     assert "would build email digest" in build
     assert "0 would be sent" in send.strip().splitlines()[-1]
     assert json.dumps(redis_keys(settings)) == "[]"
+
+
+@pytest.mark.django_db
+@pytest.mark.integration
+@pytest.mark.sqlite
+def test_run_records_the_digest_it_sent_and_the_next_run_sends_nothing(subscriber, smtp_server):
+    user, team = subscriber()
+    NotificationFactory(recipient=user, team=team, at=DAY)
+
+    first = run("run", "--period", "daily", "--now", NOW).strip().splitlines()[-1]
+    later = "2026-03-30T09:45:00+00:00"  # beat's tick a quarter of an hour on
+    second = run("run", "--period", "daily", "--now", later).strip().splitlines()[-1]
+
+    assert "1 sent, 0 skipped, 0 failed" in first
+    assert "0 sent, 0 skipped, 0 failed" in second
+    assert len(smtp_server.messages) == 1
+    digest = Digest.objects.get(user=user)
+    assert (digest.status, digest.attempts) == (DigestStatus.SENT, 1)
+    (record,) = executions_list(profile_id=user.pk)
+    assert (record.status, record.message_count) == (ExecutionStatus.SUCCESS, 1)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from digests.builder import digest_build
 from digests.models import Digest, DigestChannel, DigestStatus
 from digests.runs import digest_run
-from digests.sender import SendPolicy, digest_send
+from digests.sender import SEND, SendPolicy, digest_send
 from digests.windows import Period
 from tests.digests.factories import (
     ChannelConfigFactory,
@@ -167,13 +168,14 @@ def test_a_digest_whose_items_were_deleted_is_empty_not_sent(subscriber, smtp_se
 
 
 @pytest.mark.django_db
-def test_a_digest_stuck_in_sending_is_requeued_after_the_timeout(subscriber, smtp_server):
+def test_a_digest_stuck_in_sending_is_requeued_once_its_lease_runs_out(subscriber, smtp_server):
     user, team = subscriber()
     NotificationFactory(recipient=user, team=team, at=DAY)
     digest_build(period=Period.DAILY, now=NOW)
-    Digest.objects.update(status=DigestStatus.SENDING, updated_at=NOW - timedelta(minutes=5))
+    claimed = timezone.now() - SEND.lease + timedelta(minutes=1)
+    Digest.objects.update(status=DigestStatus.SENDING, claim_token="gone", claimed_at=claimed)
     assert digest_send(now=NOW).sent == 0
-    Digest.objects.update(updated_at=NOW - timedelta(minutes=11))
+    Digest.objects.update(claimed_at=claimed - timedelta(minutes=2))
     assert digest_send(now=NOW).sent == 1
 
 
