@@ -7,11 +7,18 @@ user's timezone, the channels the digest goes to, and the notifications that bel
 is kept with status ``empty`` so the window is on record. ``--dry-run`` stops after plan.
 
 A notification belongs in a user's digest on a channel when it is the user's, landed in the
-inbox (``created_at``) inside the window, is unread, not archived, not snoozed at ``now``,
+inbox (``created_at``) inside the window — or inside the window before it without going
+in that window's digest —, is unread, not archived, not snoozed at ``now``,
 not ``personal-direct``, from a team the user still belongs to and has not muted, in a
 category the user allows on that channel — and has not already gone out on that channel:
 no sent ``Delivery`` for it there, and no other queued, sending or sent digest on that
 channel holds it.
+
+Why the window before: ``created_at`` is stamped when the row is written, but the row
+becomes visible when its transaction commits, which may be after the build of the window
+it is stamped in (an hourly digest is built seconds after the hour). Such a straggler, or
+one that was snoozed or not yet allowed when its own window was built, goes in the next
+digest; the "held by another digest" rule keeps anything from going out twice.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from digests.models import (
     DigestTarget,
     digest_key,
 )
-from digests.windows import Period, Window, clamp_hour, due_window
+from digests.windows import Period, Window, clamp_hour, due_window, previous_window
 from notifications.models import Delivery, DeliveryStatus, Notification, Preference
 from workspace.models import Membership, UserProfile
 
@@ -190,7 +197,8 @@ def eligible_items(
     if not wanted:
         return {}
     user_ids = sorted({recipient.user_id for recipient, _, _, _ in wanted})
-    earliest = min(window.start for _, window, _, _ in wanted)
+    since = {key: previous_window(window).start for _, window, _, key in wanted}
+    earliest = min(since.values())
     latest = max(window.end for _, window, _, _ in wanted)
     rows = list(
         Notification.objects.filter(
@@ -237,7 +245,7 @@ def eligible_items(
         for notification_id, user_id, team_id, category, created_at in by_user.get(
             recipient.user_id, ()
         ):
-            if not window.contains(created_at):
+            if not since[key] <= created_at < window.end:
                 continue
             if (user_id, team_id) not in member_of or (user_id, team_id) in muted:
                 continue

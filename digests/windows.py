@@ -64,9 +64,6 @@ class Window:
     def local_end(self) -> datetime:
         return self.end.astimezone(zone(self.tz))
 
-    def contains(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
-
     def label(self) -> str:
         """How a reader names the window: "Mon 30 Mar 2026", "week of 23 Mar 2026",
         "Mon 30 Mar 2026 14:00–15:00"."""

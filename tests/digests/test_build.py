@@ -1,8 +1,10 @@
 """Build phase: which notifications go in, one digest per key, empty windows recorded."""
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 
 from digests.builder import digest_build
 from digests.models import Digest, DigestChannel, DigestItem, DigestStatus
@@ -63,7 +65,7 @@ def test_read_archived_snoozed_personal_direct_and_foreign_notifications_are_lef
     NotificationFactory(recipient=user, team=team, at=DAY, snoozed_until=NOW + timedelta(hours=1))
     woke = NotificationFactory(recipient=user, team=team, at=DAY, snoozed_until=NOW)
     NotificationFactory(team=team, at=DAY)  # someone else's
-    NotificationFactory(recipient=user, team=team, at=DAY - timedelta(days=1))  # other window
+    NotificationFactory(recipient=user, team=team, at=DAY - timedelta(days=2))  # long ago
     NotificationFactory(recipient=user, team=team, at=DAY + timedelta(days=1))  # not over yet
 
     digest_build(period=Period.DAILY, now=NOW)
@@ -181,3 +183,36 @@ def test_dry_run_build_writes_nothing(subscriber):
     report = digest_build(period=Period.DAILY, now=NOW, dry_run=True)
     assert (report.created, report.items, len(report.queued)) == (1, 1, 1)
     assert not Digest.objects.exists()
+
+
+HOUR_DUE = datetime(2026, 3, 30, 11, 0, 30, tzinfo=UTC)  # the 10:00–11:00 digest is due
+
+
+def run_hourly(now):
+    call_command(
+        "digests", "run", "--period", "hourly", "--now", now.isoformat(), stdout=StringIO()
+    )
+
+
+@pytest.mark.integration
+def test_a_notification_committed_after_its_windows_build_goes_in_the_next_digest(
+    subscriber, smtp_server
+):
+    """The inbox stamps ``created_at`` when the row is written; it becomes visible when its
+    transaction commits, which can be after the build of the window it is stamped in."""
+    user, team = subscriber(cadence="hourly")
+    early = NotificationFactory(recipient=user, team=team, at=HOUR_DUE - timedelta(minutes=30))
+    run_hourly(HOUR_DUE)
+    late = NotificationFactory(recipient=user, team=team, at=HOUR_DUE - timedelta(seconds=31))
+    run_hourly(HOUR_DUE + timedelta(minutes=1))  # the same window is still the due one
+    run_hourly(HOUR_DUE + timedelta(hours=1))
+
+    first, second = Digest.objects.filter(user=user).order_by("window_start")
+    assert (first.status, second.status) == (DigestStatus.SENT, DigestStatus.SENT)
+    assert included_in(first) == {early.pk}
+    assert included_in(second) == {late.pk}
+    assert len(smtp_server.messages) == 2
+
+
+def included_in(digest):
+    return set(digest.items.values_list("notification_id", flat=True))
