@@ -102,9 +102,24 @@ def build_email(
 
 
 def _reply_outcome(code: int, reply: bytes | str, what: str) -> Outcome:
+    """Only a 5xx reply is a verdict. A 4xx asks for a retry; anything that is no reply
+    code at all (smtplib reads ``25`` from a ``250`` cut off by a reset, or ``-1``) is an
+    answer that did not arrive whole, and worth a retry too."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     detail = f"smtp: {what} {code} {text}".strip()
-    return Outcome.retry(detail) if 400 <= code < 500 else Outcome.failed(detail)
+    if not _is_reply_code(code):
+        return Outcome.retry(f"smtp: the server's answer was cut off ({detail})")
+    return Outcome.failed(detail) if code >= 500 else Outcome.retry(detail)
+
+
+def _is_reply_code(code: int) -> bool:
+    return 200 <= code < 600
+
+
+def _unusable_after(code: int) -> bool:
+    """The connection cannot carry another message after this reply: ``421`` closes it,
+    and after a garbled reply the dialogue is out of step."""
+    return code == 421 or not _is_reply_code(code)
 
 
 def outcome_for(exc: Exception) -> tuple[Outcome, bool]:
@@ -112,11 +127,11 @@ def outcome_for(exc: Exception) -> tuple[Outcome, bool]:
     unusable afterwards (then the batch reconnects before the next message)."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, reply = next(iter(exc.recipients.values()), (550, b"recipient refused"))
-        return _reply_outcome(code, reply, "recipient refused"), code == 421
+        return _reply_outcome(code, reply, "recipient refused"), _unusable_after(code)
     if isinstance(exc, smtplib.SMTPResponseException):
         # Sender refused, data refused, authentication failed, …: the reply code decides.
-        return _reply_outcome(exc.smtp_code, exc.smtp_error, "server answered"), (
-            exc.smtp_code == 421
+        return _reply_outcome(exc.smtp_code, exc.smtp_error, "server answered"), _unusable_after(
+            exc.smtp_code
         )
     if isinstance(exc, DeadlineExceeded):
         return Outcome.retry(f"smtp: {exc}"), True

@@ -71,6 +71,10 @@ class _Handler:
                 peer=session.peer,
             )
         )
+        if self.owner._take_cut():
+            assert server.transport is not None
+            server.transport.write(b"25")  # the first bytes of "250 …", then a reset
+            server.transport.abort()
         return "250 Message accepted for delivery"
 
 
@@ -113,6 +117,8 @@ class SMTPServer:
     * :meth:`refuse` — always answer RCPT for an address with a reply (``550`` by default).
     * :meth:`answer_next` — answer the next N RCPT commands with a reply (e.g. ``421``).
     * :meth:`stall_next` — hold the next N DATA replies back for some seconds.
+    * :meth:`cut_next` — the next N DATA replies stop after two bytes and the connection
+      is reset (the mail was received; the client cannot know).
     * :meth:`drip_next` — the next N connections get every reply (greeting included) one
       byte every few hundredths of a second: no read waits long, a session takes long.
     """
@@ -126,6 +132,7 @@ class SMTPServer:
         self._rcpt_script: deque[str] = deque()
         self._stalls: deque[float] = deque()
         self._drips: deque[float] = deque()
+        self._cuts = 0
         self._lock = threading.Lock()
         self._controller = _Controller(self, hostname=self.host, port=self.port)
 
@@ -155,6 +162,17 @@ class SMTPServer:
     def stall_next(self, seconds: float, times: int = 1) -> None:
         with self._lock:
             self._stalls.extend([seconds] * times)
+
+    def cut_next(self, times: int = 1) -> None:
+        with self._lock:
+            self._cuts += times
+
+    def _take_cut(self) -> bool:
+        with self._lock:
+            if not self._cuts:
+                return False
+            self._cuts -= 1
+            return True
 
     def drip_next(self, seconds_per_byte: float, times: int = 1) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from notifications.channels.base import Channel, Destination
+from notifications.channels.deadline import Deadline
 from notifications.channels.email import EmailChannel
 from notifications.channels.http import HttpTimeouts
 from notifications.channels.slack import SlackChannel
@@ -24,16 +25,21 @@ from tests.servers.http_sink import HttpSink, Reply
 from tests.servers.slack import SlackServer
 from tests.servers.smtp import SMTPServer
 
-# Short timeouts so a stalled server shows up as a timeout within a second.
+# Short timeouts so a stalled server shows up as a timeout within a second; a deadline
+# short enough that a dripping server (each byte well within the read timeout) hits it.
 TEST_TIMEOUTS = HttpTimeouts(connect=1.0, read=0.5)
+TEST_DEADLINE = Deadline(1.5)
 STALL_SECONDS = 3.0
+DRIP_SECONDS = 0.2  # per byte: an HTTP answer of ~200 bytes takes ~40 s
 
 
 @dataclass
 class SlackHarness:
     server: SlackServer
     name: str = "slack"
-    channel: Channel = field(default_factory=lambda: SlackChannel(timeout=1))
+    channel: Channel = field(
+        default_factory=lambda: SlackChannel(timeout=1, deadline=TEST_DEADLINE)
+    )
 
     @property
     def destination(self) -> Destination:
@@ -51,6 +57,13 @@ class SlackHarness:
 
     def arrange_timeout(self) -> None:
         self.server.stall_next(STALL_SECONDS)
+
+    def arrange_drip(self) -> None:
+        self.server.drip_next(DRIP_SECONDS)
+
+    def arrange_cut_off(self) -> None:
+        # Slack's verdict is in the body ({"ok": true}); the body stops after 8 bytes.
+        self.server.cut_next(8, announce_length=False)
 
     def arrange_permanent_error(self) -> None:
         self.server.missing_channels.add(self.destination.address)
@@ -87,7 +100,7 @@ class SlackHarness:
 class EmailHarness:
     server: SMTPServer
     name: str = "email"
-    channel: Channel = field(default_factory=EmailChannel)
+    channel: Channel = field(default_factory=lambda: EmailChannel(deadline=TEST_DEADLINE))
 
     @property
     def destination(self) -> Destination:
@@ -106,6 +119,12 @@ class EmailHarness:
 
     def arrange_timeout(self) -> None:
         self.server.stall_next(STALL_SECONDS)
+
+    def arrange_drip(self) -> None:
+        self.server.drip_next(DRIP_SECONDS / 4)  # SMTP says more: greeting, EHLO, …
+
+    def arrange_cut_off(self) -> None:
+        self.server.cut_next()
 
     def arrange_permanent_error(self) -> None:
         self.server.refuse(self.destination.address)
@@ -133,7 +152,9 @@ class EmailHarness:
 class WebhookHarness:
     server: HttpSink
     name: str = "webhook"
-    channel: Channel = field(default_factory=lambda: WebhookChannel(timeouts=TEST_TIMEOUTS))
+    channel: Channel = field(
+        default_factory=lambda: WebhookChannel(timeouts=TEST_TIMEOUTS, deadline=TEST_DEADLINE)
+    )
 
     @property
     def destination(self) -> Destination:
@@ -154,6 +175,12 @@ class WebhookHarness:
 
     def arrange_timeout(self) -> None:
         self.server.stall_next(STALL_SECONDS)
+
+    def arrange_drip(self) -> None:
+        self.server.drip_next(DRIP_SECONDS)
+
+    def arrange_cut_off(self) -> None:
+        self.server.answer_next(Reply(404, b"no such hook", cut_after=4))
 
     def arrange_permanent_error(self) -> None:
         self.server.fail_next(404, b"no such hook")
@@ -178,7 +205,9 @@ class WebhookHarness:
 class TelegramHarness:
     server: HttpSink
     name: str = "telegram"
-    channel: Channel = field(default_factory=lambda: TelegramChannel(timeouts=TEST_TIMEOUTS))
+    channel: Channel = field(
+        default_factory=lambda: TelegramChannel(timeouts=TEST_TIMEOUTS, deadline=TEST_DEADLINE)
+    )
 
     @property
     def destination(self) -> Destination:
@@ -204,6 +233,18 @@ class TelegramHarness:
 
     def arrange_timeout(self) -> None:
         self.server.stall_next(STALL_SECONDS)
+
+    def arrange_drip(self) -> None:
+        self.server.drip_next(DRIP_SECONDS)
+
+    def arrange_cut_off(self) -> None:
+        self.server.answer_next(
+            Reply(
+                400,
+                {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"},
+                cut_after=12,
+            )
+        )
 
     def arrange_permanent_error(self) -> None:
         self.server.answer_next(

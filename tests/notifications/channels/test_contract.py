@@ -1,14 +1,17 @@
 """The channel contract, run against every channel and its local server.
 
 Whatever the provider, a channel answers ``sent`` on success, ``retry`` (with the provider's
-delay when it gives one) on rate limits, server errors and timeouts, ``failed`` on a
-permanent error, gets the title and link across, stays within its provider's size limit
-(saying how many lines it left out) and escapes user text for its own markup.
+delay when it gives one) on rate limits, server errors and timeouts, ``retry`` by its
+overall deadline when the server drips its answer byte by byte, ``retry`` when an answer is
+cut off mid-way (no verdict), ``failed`` on a permanent error, gets the title and link
+across, stays within its provider's size limit (saying how many lines it left out) and
+escapes user text for its own markup.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -61,6 +64,28 @@ def test_timeout_is_retried(harness):
     outcome = harness.channel.send(alert(), harness.destination)
 
     assert outcome.result is Result.RETRY, outcome.detail
+
+
+def test_an_answer_dripped_byte_by_byte_is_retried_by_the_deadline(harness):
+    harness.arrange_drip()
+    started = time.monotonic()
+
+    outcome = harness.channel.send(alert(), harness.destination)
+
+    elapsed = time.monotonic() - started
+    assert outcome.result is Result.RETRY, outcome.detail
+    assert "deadline" in outcome.detail
+    assert elapsed < harness.channel.deadline.seconds + 2.0
+    assert harness.received() <= 1
+
+
+def test_an_answer_cut_off_mid_way_is_retried(harness):
+    harness.arrange_cut_off()
+
+    outcome = harness.channel.send(alert(), harness.destination)
+
+    assert outcome.result is Result.RETRY, outcome.detail
+    assert harness.received() <= 1
 
 
 def test_permanent_error_fails(harness):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from notifications.channels.base import Destination, Message, Result
+from notifications.channels.deadline import Deadline
 from notifications.channels.email import EmailChannel, build_email
 from tests.servers import free_port
 
@@ -102,6 +105,33 @@ class TestAgainstTheLocalSMTPServer:
         assert [o.result for o in outcomes] == [Result.RETRY, Result.SENT, Result.SENT]
         assert outcomes[0].retry_after is None
         assert smtp_server.connections == 2
+
+    def test_a_message_past_its_deadline_ends_the_batch_and_the_rest_retry_untried(
+        self, smtp_server
+    ):
+        smtp_server.drip_next(0.05)  # the greeting alone takes 2 s
+        batch = [(message(), Destination(f"u{i}@example.com")) for i in range(3)]
+
+        outcomes = EmailChannel(deadline=Deadline(1.5)).send_many(batch)
+
+        assert [o.result for o in outcomes] == [Result.RETRY] * 3
+        assert "within 1.5s" in outcomes[0].detail
+        assert all("not tried" in o.detail for o in outcomes[1:])
+        assert smtp_server.connections == 1
+
+    def test_a_batch_ends_by_its_own_deadline_however_quick_each_message(self, smtp_server):
+        smtp_server.drip_next(0.01)  # about a second per message, every reply dripped
+        batch = [(message(), Destination(f"u{i}@example.com")) for i in range(8)]
+        started = time.monotonic()
+
+        outcomes = EmailChannel(deadline=Deadline(10), batch_deadline=Deadline(3)).send_many(batch)
+
+        assert time.monotonic() - started < 3 + 2
+        results = [o.result for o in outcomes]
+        first_unsent = results.index(Result.RETRY)
+        assert results[first_unsent:] == [Result.RETRY] * (len(batch) - first_unsent)
+        assert "not tried" in outcomes[-1].detail
+        assert len(smtp_server.messages) <= first_unsent + 1
 
     def test_missing_address_fails_without_touching_the_others(self, smtp_server):
         outcomes = EmailChannel().send_many(
