@@ -86,7 +86,15 @@ NOTIFLOW_INGEST_MAX_EVENTS = Variable(
     "NOTIFLOW_INGEST_MAX_EVENTS", "1000", "events accepted per POST /api/ingest/ request"
 )
 SECRET_KEY = Variable(
-    "DJANGO_SECRET_KEY", "notiflow-local-development-key-change-me", "Django secret"
+    "DJANGO_SECRET_KEY",
+    "notiflow-local-development-key-change-me",
+    "Django's signing key; must be set when DJANGO_DEBUG=0",
+)
+NOTIFLOW_SECRETS_KEYS = Variable(
+    "NOTIFLOW_SECRETS_KEYS",
+    "",
+    "comma-separated Fernet keys for channel secrets (first encrypts, all decrypt); "
+    "must be set when DJANGO_DEBUG=0",
 )
 DEBUG = Variable("DJANGO_DEBUG", "1", "1 for local development, 0 in production")
 ALLOWED_HOSTS = Variable("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]", "comma-separated")
@@ -105,6 +113,7 @@ ALL: tuple[Variable, ...] = (
     NOTIFLOW_WEBHOOK_ALLOW_PRIVATE,
     NOTIFLOW_INGEST_MAX_EVENTS,
     SECRET_KEY,
+    NOTIFLOW_SECRETS_KEYS,
     DEBUG,
     ALLOWED_HOSTS,
 )

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from config import env
@@ -14,6 +15,39 @@ from config import env
 BASE_DIR = env.BASE_DIR
 SECRET_KEY = env.SECRET_KEY.get()
 DEBUG = env.DEBUG.flag()
+if not DEBUG and env.SECRET_KEY.default == SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set: with DJANGO_DEBUG=0 notiflow will not run on the "
+        "development key; set DJANGO_SECRET_KEY to a long random value"
+    )
+
+
+def _secrets_keys(text: str) -> list[str]:
+    """The Fernet keys of ``NOTIFLOW_SECRETS_KEYS``, each checked; a bad one is named by its
+    position, never printed. None set: the local default (notifications/secrets.py), which
+    production refuses."""
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    for position, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"NOTIFLOW_SECRETS_KEYS: key {position} of {len(keys)} is not a Fernet key "
+                '(32 url-safe base64-encoded bytes; make one with `python -c "from '
+                'cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`)'
+            ) from None
+    if not keys and not DEBUG:
+        raise ImproperlyConfigured(
+            "NOTIFLOW_SECRETS_KEYS is not set: with DJANGO_DEBUG=0 channel secrets need keys "
+            'of their own (make one with `python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"`; to keep secrets saved before, run '
+            "`manage.py rotate_secrets --from-secret-key` once it is set)"
+        )
+    return keys
+
+
+# Channel secrets' encryption keys; see notifications/secrets.py.
+NOTIFLOW_SECRETS_KEYS = _secrets_keys(env.NOTIFLOW_SECRETS_KEYS.get())
 ALLOWED_HOSTS = [h.strip() for h in env.ALLOWED_HOSTS.get().split(",") if h.strip()]
 
 INSTALLED_APPS = [

@@ -32,7 +32,7 @@ from notifications.channels.base import (
 from notifications.channels.deadline import CALL_DEADLINE, MAX_DEADLINE_SECONDS, Deadline
 from notifications.channels.registry import get_channel
 from notifications.models import ChannelConfig, Delivery, DeliveryStatus, Notification
-from notifications.secrets import decrypt
+from notifications.secrets import SecretUnreadable, decrypt
 from notifications.unsubscribe import unsubscribe_url
 from workspace.models import Membership, Role
 
@@ -174,6 +174,13 @@ def delivery_send(
             channel=delivery.channel,
             address=delivery.destination,
         )
+    except SecretUnreadable as exc:  # the operator's to fix: fails, and counts against it
+        with transaction.atomic():
+            if _ours(delivery).update(
+                status=DeliveryStatus.FAILED, last_error=str(exc), updated_at=now
+            ):
+                _channel_failed(delivery, str(exc), now)
+        return SendResult(DeliveryStatus.FAILED)
     except ChannelNotConfigured as exc:
         _ours(delivery).update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
         return SendResult(DeliveryStatus.SKIPPED)
