@@ -174,6 +174,8 @@ def delivery_send(
             channel=delivery.channel,
             address=delivery.destination,
         )
+        channel = get_channel(delivery.channel, deadline=deadline)
+        outcome = channel.send(message_for(delivery), destination)
     except SecretUnreadable as exc:  # the operator's to fix: fails, and counts against it
         with transaction.atomic():
             if _ours(delivery).update(
@@ -184,8 +186,6 @@ def delivery_send(
     except ChannelNotConfigured as exc:
         _ours(delivery).update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
         return SendResult(DeliveryStatus.SKIPPED)
-    channel = get_channel(delivery.channel, deadline=deadline)
-    outcome = channel.send(message_for(delivery), destination)
     return _record(delivery, outcome, now, policy)
 
 

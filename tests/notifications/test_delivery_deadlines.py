@@ -306,3 +306,18 @@ def test_an_answer_cut_off_mid_way_is_retried_and_never_turns_the_channel_off(
     assert delivery.attempts == RETRY.max_attempts
     config.refresh_from_db()
     assert (config.enabled, config.consecutive_failures) == (True, 0)
+
+
+def test_a_channel_found_unconfigured_at_send_time_is_skipped_not_left_sending(team, slack_server):
+    """The org's Slack row exists but its bot token is empty: the channel itself refuses;
+    the delivery says why instead of staying claimed until its lease runs out."""
+    org_channel(team, "slack", secret="")
+    delivery = a_delivery(team, "slack", "#alerts")
+
+    assert delivery_send(delivery_id=delivery.pk).status == DeliveryStatus.SKIPPED
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_error) == (
+        DeliveryStatus.SKIPPED,
+        "Slack bot token is not set",
+    )
+    assert slack_server.posts == []
