@@ -7,7 +7,8 @@ database, Redis db or topics that the local run or the test suite use. Defaults:
   and migrated on first use)
 - ``REDIS_URL``     redis://127.0.0.1:6379/10
 - ``NOTIFLOW_TOPIC_PREFIX`` bench-<unix time>-<pid>, fresh for every run
-- ``DJANGO_DEBUG``  0 (DEBUG=1 keeps every query in memory and slows every request)
+- ``DJANGO_DEBUG``  0 (DEBUG=1 keeps every query in memory and slows every request), with
+  ``DJANGO_SECRET_KEY`` and ``NOTIFLOW_SECRETS_KEYS`` of the benchmarks' own
 
 Each can be overridden from the environment.
 """
@@ -60,6 +61,10 @@ def configure_environment() -> dict[str, str]:
     os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     os.environ.setdefault("NOTIFLOW_TOPIC_PREFIX", f"bench-{int(time.time())}-{os.getpid()}")
     os.environ.setdefault("DJANGO_DEBUG", "0")
+    # DEBUG off refuses the development keys; these are the benchmarks' own, fixed so the
+    # bench database's channel secrets decrypt from run to run.
+    os.environ.setdefault("DJANGO_SECRET_KEY", "notiflow-benchmarks-only-secret-key")
+    os.environ.setdefault("NOTIFLOW_SECRETS_KEYS", "bm90aWZsb3ctYmVuY2gtb25seS1rZXktMzItYnl0ZXM=")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     OUT_DIR.mkdir(exist_ok=True)
     return {
