@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from kafka import KafkaConsumer, TopicPartition
 
@@ -108,7 +109,9 @@ def start_consumer(log_path: Path) -> subprocess.Popen:
         "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "NOTIFLOW_TOPIC_PREFIX": settings.NOTIFLOW_TOPIC_PREFIX,
-        "DJANGO_DEBUG": "0",
+        "DJANGO_DEBUG": "0",  # which refuses the development keys: give it its own
+        "DJANGO_SECRET_KEY": "notiflow-soak-test-secret-key",
+        "NOTIFLOW_SECRETS_KEYS": Fernet.generate_key().decode(),
     }
     with log_path.open("wb") as log:
         return subprocess.Popen(
