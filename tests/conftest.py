@@ -92,3 +92,16 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On SQLite the test database is a file beside DATABASE_URL's (``<name>-test``), not
+    Django's shared in-memory one: WAL, ``IMMEDIATE`` transactions and the busy timeout
+    then behave as in the README's local run, and subprocesses (``manage.py``, a Celery
+    worker) open the same database as the test."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("TEST", {})["NAME"] = f"{db['NAME']}-test"

@@ -16,7 +16,7 @@ from tests.digests.factories import NotificationFactory
 from tests.digests.test_command import redis_keys, snapshot
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.sqlite]
 
 
 @pytest.fixture

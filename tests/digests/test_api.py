@@ -11,7 +11,7 @@ from digests.windows import Period, next_due
 from tests.digests.factories import NotificationFactory
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.sqlite]
 
 DAY = datetime(2026, 3, 29, 12, tzinfo=UTC)
 NOW = datetime(2026, 3, 30, 9, 30, tzinfo=UTC)

@@ -13,7 +13,7 @@ from notifications.models import Preference
 from tests.digests.factories import DeliveryFactory, DigestTargetFactory, NotificationFactory
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 DAY = datetime(2026, 3, 29, 12, tzinfo=UTC)  # inside the UTC daily window of 29 March
 NOW = datetime(2026, 3, 30, 9, 30, tzinfo=UTC)  # that digest is due (09:00 UTC)

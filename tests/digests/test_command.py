@@ -19,6 +19,8 @@ from digests.history import ExecutionStatus, executions_list, redis_client
 from digests.models import Digest, DigestStatus
 from tests.digests.factories import NotificationFactory
 
+pytestmark = pytest.mark.sqlite
+
 ROOT = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 3, 29, 12, tzinfo=UTC)
 NOW = "2026-03-30T09:30:00+00:00"
@@ -156,7 +158,6 @@ def test_build_dry_run_and_send_dry_run_change_nothing(subscriber, smtp_server, 
 
 @pytest.mark.django_db
 @pytest.mark.integration
-@pytest.mark.sqlite
 def test_run_records_the_digest_it_sent_and_the_next_run_sends_nothing(subscriber, smtp_server):
     user, team = subscriber()
     NotificationFactory(recipient=user, team=team, at=DAY)

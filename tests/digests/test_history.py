@@ -10,7 +10,7 @@ from digests.runs import digest_run
 from digests.windows import Period
 from tests.digests.factories import NotificationFactory
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+pytestmark = [pytest.mark.integration, pytest.mark.django_db, pytest.mark.sqlite]
 
 DAY = datetime(2026, 3, 29, 12, tzinfo=UTC)
 NOW = datetime(2026, 3, 30, 9, 30, tzinfo=UTC)

@@ -22,8 +22,9 @@ from tests.digests.factories import (
     DigestTargetFactory,
     NotificationFactory,
 )
+from tests.servers.worker import subprocess_database_url
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.sqlite]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,12 +226,9 @@ def test_two_send_processes_started_together_send_each_digest_once(subscriber, s
         NotificationFactory(recipient=user, team=team, at=DAY)
     digest_build(period=Period.DAILY, now=NOW)
     smtp_server.stall_next(0.03, times=200)  # ~6 s of sending: the processes overlap
-    db = connection.settings_dict
     env = {
         **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-        ),
+        "DATABASE_URL": subprocess_database_url(),
         "EMAIL_URL": f"smtp://{smtp_server.host}:{smtp_server.port}",
     }
     command = [sys.executable, "manage.py", "digests", "send", "--now", NOW.isoformat()]

@@ -25,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def subprocess_database_url() -> str:
+    """DATABASE_URL for a subprocess that must open the test's own database."""
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
     return (
         f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}"

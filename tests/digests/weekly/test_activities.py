@@ -17,7 +17,7 @@ from tests.digests.weekly.conftest import DIGEST, NOW, week_keys
 from tests.factories import MembershipFactory, TriggerFactory, UserFactory
 from workspace.models import Dashboard
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.sqlite]
 
 
 def only_batch():

@@ -19,7 +19,7 @@ from digests.weekly import activities, keys, tasks, workflows
 from digests.weekly.types import Digest
 from tests.digests.weekly.conftest import DIGEST, NOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.sqlite]
 
 
 def test_canvas_has_every_generator_for_every_batch_then_sends(world):

@@ -21,7 +21,7 @@ from tests.digests.weekly.conftest import DIGEST, IN_WINDOW, NOW
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 from workspace.models import Dashboard, FeatureFlag
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.sqlite]
 
 ORGS = 4
 MEMBERS_PER_ORG = 3

@@ -25,6 +25,8 @@ from tests.digests.weekly.bulk import (
 )
 from tests.digests.weekly.conftest import DIGEST, NOW, week_keys
 
+pytestmark = pytest.mark.sqlite
+
 ORGS = 50
 MEMBERS = 20
 BATCH_SIZE = 10
