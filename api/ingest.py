@@ -16,6 +16,12 @@ clients that retry should send ``timestamp`` or ``uuid``.
 maps errors to responses and publishes. Limits: ``NOTIFLOW_INGEST_MAX_EVENTS`` events per
 batch (default 1000, read per request) and a 5 MB body (413 beyond either), and 1 MB per
 encoded event (a 400 naming ``properties``: Kafka would never accept it).
+
+Also refused, each with a 400 naming the event's index and field: a name under
+``activity.`` or ``check.`` (the system's own events, which a client could otherwise forge),
+a NUL character in any string (PostgreSQL stores none in text or jsonb), and a timestamp
+more than :data:`MAX_CLOCK_SKEW` ahead of the server's clock (one client clock set to
+tomorrow would otherwise stand ahead of every real event in its trigger's windows).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -48,11 +54,15 @@ from notifications.events import (
     LONE_SURROGATE,
     MAX_NAME_LENGTH,
     MAX_PROPERTIES_DEPTH,
+    NUL,
+    SYSTEM_NAME,
     Event,
     InvalidEvent,
     Source,
     has_lone_surrogate,
+    is_system_name,
     nested_deeper_than,
+    nul_path,
     parse_timestamp,
 )
 from notifications.stream import PublishFailed, publish_events
@@ -65,6 +75,8 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 # default) and so does the broker (message.max.bytes), so a bigger event could never be
 # published and its client would retry a 503 forever. Leave room for key and headers.
 MAX_EVENT_BYTES = 1_000_000
+MAX_CLOCK_SKEW = timedelta(hours=1)
+"""How far ahead of the server's clock an event's timestamp may be (docs/decisions.md)."""
 # Fixed forever: changing it changes every derived event id, and retries stop deduplicating.
 INGEST_ID_NAMESPACE = uuid.UUID("5f0c8a52-6d1e-4f1b-9a57-3c2f6e0d9b41")
 # Compared against when no team has the key, so a miss costs what a hit costs.
@@ -175,6 +187,8 @@ def _build_event(
     name = _non_empty_string(item, "event", index, errors)
     if len(name) > MAX_NAME_LENGTH:
         errors.append(FieldError("event", f"is longer than {MAX_NAME_LENGTH} characters", index))
+    elif is_system_name(name):
+        errors.append(FieldError("event", SYSTEM_NAME, index))
     distinct_id = _non_empty_string(item, "distinct_id", index, errors)
 
     properties = item.get("properties", {})
@@ -195,6 +209,13 @@ def _build_event(
             occurred_at = parse_timestamp(raw_timestamp, "timestamp")
         except InvalidEvent as exc:
             errors.append(FieldError("timestamp", exc.reason, index))
+        else:
+            if occurred_at - now > MAX_CLOCK_SKEW:
+                message = (
+                    f"is more than 1 hour ahead of the server's clock ({now:%Y-%m-%dT%H:%M}Z): "
+                    "send the time the event happened, with its UTC offset, or no timestamp"
+                )
+                errors.append(FieldError("timestamp", message, index))
 
     raw_uuid = item.get("uuid")
     event_id: uuid.UUID | None = None
@@ -227,7 +248,12 @@ def _build_event(
         actor=None,
         subject=None,
     )
-    size = len(event.encode())
+    encoded = event.encode()
+    # JSON spells NUL only as an escape: most events need no walk to know they hold none.
+    if b"\\u0000" in encoded and (where := _nul_field(name, distinct_id, properties)):
+        errors.append(FieldError(where[0], f"{where[1]} {NUL}", index))
+        return None
+    size = len(encoded)
     if size > MAX_EVENT_BYTES:
         errors.append(
             FieldError(
@@ -238,6 +264,15 @@ def _build_event(
         )
         return None
     return event
+
+
+def _nul_field(name: str, distinct_id: str, properties: Any) -> tuple[str, str] | None:
+    """(field, where) of the first NUL character in an event, or None."""
+    for field, value in (("event", name), ("distinct_id", distinct_id)):
+        if "\x00" in value:
+            return field, field
+    where = nul_path(properties, "properties")
+    return ("properties", where) if where else None
 
 
 def ingest_batch(*, team: Team, batch: Any, now: datetime) -> list[Event]:

@@ -45,6 +45,11 @@ from api.permissions import CallerTeamField, TeamScopedViewSet
 from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, Trigger, TriggerKind
 from notifications.triggers import (
+    MAX_CHANNELS,
+    MAX_ROLLUP_ITEMS,
+    MAX_SUBSCRIBERS,
+    MAX_WINDOW_SECONDS,
+    MIN_WINDOW_SECONDS,
     STREAM_KINDS,
     InvalidTrigger,
     TriggerIndex,
@@ -56,8 +61,6 @@ from workspace.models import Membership, Role
 EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
 DEFAULT_CHANNELS = ({"type": Channel.IN_APP},)
 DEFAULT_DELIVERY = {"mode": "instant"}
-MIN_WINDOW_SECONDS = 10
-MAX_WINDOW_SECONDS = 86_400
 MAX_TEST_EVENTS = 100
 SLACK_TARGET = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
 
@@ -90,7 +93,7 @@ class TriggerChannelSerializer(serializers.Serializer):
         if kind is None:  # a PATCH skips "required" checks in nested bodies
             raise ValidationError({"type": ["This field is required."]})
         target = attrs.get("target")
-        if kind == Channel.SLACK and not (target and SLACK_TARGET.match(target)):
+        if kind == Channel.SLACK and not (target and SLACK_TARGET.fullmatch(target)):
             raise ValidationError(
                 {"target": ["slack needs a channel like '#alerts' or a channel id like 'C0123ABC'"]}
             )
@@ -125,7 +128,7 @@ class TriggerDeliverySerializer(serializers.Serializer):
     max_window_seconds = serializers.IntegerField(
         required=False, min_value=MIN_WINDOW_SECONDS, max_value=MAX_WINDOW_SECONDS
     )
-    max_items = serializers.IntegerField(required=False, min_value=1)
+    max_items = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ROLLUP_ITEMS)
 
     def validate(self, attrs):
         attrs = {"mode": "instant", **attrs}  # a PATCH skips defaults in nested bodies
@@ -150,6 +153,9 @@ class UserIdsField(serializers.ListField):
 
     child = serializers.IntegerField(min_value=1)
 
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_SUBSCRIBERS, **kwargs)
+
     def to_representation(self, manager):
         return sorted(user.pk for user in manager.all())
 
@@ -160,7 +166,9 @@ class TriggerSerializer(serializers.ModelSerializer):
     empty subscriber list means the owner alone."""
 
     team = CallerTeamField()
-    channels = TriggerChannelSerializer(many=True, required=False, allow_empty=False)
+    channels = TriggerChannelSerializer(
+        many=True, required=False, allow_empty=False, max_length=MAX_CHANNELS
+    )
     delivery = TriggerDeliverySerializer(required=False)
     subscribers = UserIdsField(required=False)
 

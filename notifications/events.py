@@ -3,7 +3,9 @@ consumer reads. Pure: no ORM, no Kafka.
 
 ``decode`` turns bytes into an :class:`Event` or raises :class:`InvalidEvent` whose
 ``field`` and ``reason`` say exactly what is wrong; the consumer sends such messages to
-the dead-letter topic with that reason.
+the dead-letter topic with that reason. Among them: text PostgreSQL cannot store (a lone
+surrogate, a NUL character) and an ``ingest`` event under a system name
+(:data:`SYSTEM_NAME_PREFIXES`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ import orjson
 
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 200
+SYSTEM_NAME_PREFIXES = ("activity.", "check.")
+"""Event names the system itself publishes (activity on resources, scheduled checks); no
+client may send one, or it could forge "someone deleted …" alerts."""
+SYSTEM_NAME = "names starting with activity. or check. are reserved for the system's own events"
+NUL = "holds a NUL character (\\u0000), which PostgreSQL cannot store"
 MAX_PROPERTIES_DEPTH = 32
 """Lists and objects inside ``properties``: deeper ones would reach Python's recursion limit
 in ``repr``, ``json.dumps`` or ``asdict`` somewhere downstream and fail their batch."""
@@ -115,6 +122,30 @@ _FIELDS = {
 }
 _REQUIRED = _FIELDS - {"actor", "subject", "properties"}
 _SOURCES = {s.value: s for s in Source}
+
+
+def is_system_name(name: str) -> bool:
+    return name.startswith(SYSTEM_NAME_PREFIXES)
+
+
+def nul_path(value: Any, path: str) -> str | None:
+    """Where a JSON value holds a NUL character (``"\\u0000"`` in JSON): ``path`` extended
+    with ``.key`` and ``[i]`` steps, ``"a key of <path>"`` for a key; None if nowhere.
+    Iterative, as the value may nest deeply."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return f"a key of {where}"
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(item))
+    return None
 
 
 def _positive_int(data: dict[str, Any], key: str) -> int:
@@ -226,6 +257,8 @@ def from_dict(data: Any) -> Event:
     name = _string(data, "name", "name")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidEvent("name", f"is longer than {MAX_NAME_LENGTH} characters")
+    if source == Source.INGEST and is_system_name(name):
+        raise InvalidEvent("name", SYSTEM_NAME)
     properties = data.get("properties") or {}
     if not isinstance(properties, dict):
         raise InvalidEvent("properties", f"must be an object, got {type(properties).__name__}")
@@ -294,4 +327,7 @@ def decode(raw: bytes | None) -> Event:
         raise InvalidEvent("envelope", f"is not JSON: {exc}") from None
     if lone_surrogate:
         raise InvalidEvent("envelope", LONE_SURROGATE)
+    # JSON spells NUL only as an escape, so a body without one needs no walk.
+    if isinstance(raw, bytes) and b"\\u0000" in raw and (where := nul_path(data, "envelope")):
+        raise InvalidEvent(where.replace("envelope.", "", 1), NUL)
     return from_dict(data)

@@ -120,16 +120,17 @@ def describe_changes(changes: Mapping[str, Any]) -> str:
     parts = []
     for name, change in changes.items():
         if isinstance(change, Mapping) and "before" in change:
-            parts.append(
-                f"{name}: {_format_value(change['before'])} → {_format_value(change['after'])}"
-            )
+            before, after = change["before"], change.get("after")
+            parts.append(f"{name}: {_format_value(before)} → {_format_value(after)}")
         else:
             parts.append(name)
     return "; ".join(parts)
 
 
 def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str, str]:
-    """(category, title, body, url) for one match."""
+    """(category, title, body, url) for one match. Total over any JSON properties: a
+    value of an unexpected type (``changes`` that is not an object) renders as text or
+    not at all, never raises."""
     subject_url = event.subject.url if event.subject else ""
     if trigger is None or trigger.kind == Kind.ACTIVITY:
         action = str(event.properties.get("action", ""))
@@ -138,8 +139,12 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
             f"{_label(event.subject.type)} “{event.subject.name}”" if event.subject else event.name
         )
         title = f"{actor} {ACTIVITY_VERBS.get(action, action)} {what}"
-        changes = event.properties.get("changes") or {}
-        body = f"Changed {describe_changes(changes)}" if action == "updated" and changes else ""
+        changes = event.properties.get("changes")
+        body = (
+            f"Changed {describe_changes(changes)}"
+            if action == "updated" and isinstance(changes, Mapping) and changes
+            else ""
+        )
         return "activity", title, body, subject_url
     if event.source == Source.CHECK:
         return (

@@ -3,10 +3,24 @@
 A stored trigger is compiled once into a :class:`CompiledTrigger`; a :class:`TriggerIndex`
 groups compiled triggers by ``(team_id, event_name)`` so evaluating an event only looks at
 triggers that could match it — adding triggers for other teams or events costs nothing.
+
+Two promises, each kept here for the API, the admin, the page and the consumer at once:
+
+- **Every number and list a user sets is bounded.** :func:`validate_config` refuses what
+  lies beyond the bounds below, naming the field and the bound. A trigger stored before a
+  bound existed still runs: :func:`usable_config` reads a count, window or interval beyond
+  its bound as the bound, and anything else today's rules refuse makes the trigger match
+  nothing; either way a warning names the trigger and the reason.
+- **Evaluation is total.** Whatever JSON an event's properties hold (lists and objects
+  where text is expected, huge numbers, NaN), :meth:`TriggerIndex.match` answers; a value of
+  the wrong type simply does not match.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +31,52 @@ from typing import Any
 
 import re2
 from django.db.models.enums import TextChoices  # plain enums: no settings, no database
+
+from notifications.events import MAX_NAME_LENGTH, SYSTEM_NAME, is_system_name
+
+log = logging.getLogger(__name__)
+
+# --- bounds on what a user sets (docs/reliability.md, "Input bounds") ------------------
+
+MAX_COUNT = 1_000_000
+MAX_WINDOW_MINUTES = 10_080
+"""An event_count window, and a scheduled check's interval: at most 7 days."""
+MAX_INTERVAL_MINUTES = 10_080
+MAX_ID = 2**63 - 1
+"""Insight, experiment and cohort ids are PostgreSQL bigints."""
+MAX_ABS_NUMBER = 10**15
+"""Thresholds and numeric filter values: beyond a quadrillion either way a bound means
+nothing, and up to it every whole number is exact in a float."""
+MAX_FILTERS = 20
+MAX_IN_VALUES = 100
+MAX_FILTER_TEXT = 1_000
+"""A filter's text value (or a list/object value, as JSON)."""
+MAX_PROPERTY_NAME = MAX_NAME_LENGTH
+MAX_RESOURCE_TYPES = 20
+MAX_REGEX_LENGTH = 300
+MAX_REGEX_PROGRAM = 1_000
+"""RE2 instructions a pattern may compile to: matching costs at most (text length) x (program
+size) steps, so this and MAX_MATCHED_TEXT bound each regex filter's time per event."""
+MAX_MATCHED_TEXT = 2_000
+MIN_WINDOW_SECONDS = 10
+MAX_WINDOW_SECONDS = 86_400
+"""A roll-up window, and how far matches may stretch it: 10 seconds to one day."""
+MAX_ROLLUP_ITEMS = 1_000_000
+MAX_CHANNELS = 10
+MAX_SUBSCRIBERS = 1_000
+
+WHOLE_NUMBERS = {
+    "count": (1, MAX_COUNT),
+    "window_minutes": (1, MAX_WINDOW_MINUTES),
+    "interval_minutes": (1, MAX_INTERVAL_MINUTES),
+    "insight_id": (1, MAX_ID),
+    "experiment_id": (1, MAX_ID),
+    "cohort_id": (1, MAX_ID),
+}
+"""Config keys holding a whole number, and the range it must lie in."""
+CLAMPED = ("count", "window_minutes", "interval_minutes")
+"""Of those, the ones a stored trigger may have beyond its bound and still run at the
+bound (a shorter window, a lower count): an id beyond its bound names nothing."""
 
 
 class Kind(TextChoices):
@@ -67,14 +127,35 @@ class DeliverySpec:
     max_items: int | None = None
 
     @classmethod
-    def from_config(cls, data: Mapping[str, Any] | None) -> DeliverySpec:
-        data = data or {}
+    def from_config(cls, data: Any) -> DeliverySpec:
+        """Total: what a stored delivery holds beyond today's rules (an unknown mode, a
+        window beyond its bounds, saved through the admin or before a bound existed) is
+        read as the nearest value they allow, never raised on."""
+        data = data if isinstance(data, Mapping) else {}
+        mode = data.get("mode")
         return cls(
-            mode=Mode(data.get("mode", Mode.INSTANT)),
-            window_seconds=int(data.get("window_seconds", 60)),
-            max_window_seconds=data.get("max_window_seconds"),
-            max_items=data.get("max_items"),
+            mode=Mode(mode) if isinstance(mode, str) and mode in _MODES else Mode.INSTANT,
+            window_seconds=_clamp(
+                data.get("window_seconds"), MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS
+            )
+            or 60,
+            max_window_seconds=_clamp(
+                data.get("max_window_seconds"), MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS
+            ),
+            max_items=_clamp(data.get("max_items"), 1, MAX_ROLLUP_ITEMS),
         )
+
+
+_MODES = frozenset(m.value for m in Mode)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _clamp(value: Any, low: int, high: int) -> int | None:
+    """A whole number moved into ``[low, high]``; None for anything else."""
+    return min(max(value, low), high) if _is_whole(value) else None
 
 
 @dataclass(frozen=True)
@@ -94,18 +175,19 @@ class ChannelSpec:
 IN_APP_ONLY = (ChannelSpec("in_app"),)
 
 
-def channel_specs(data: Iterable[Mapping[str, Any]] | None) -> tuple[ChannelSpec, ...]:
-    specs = tuple(ChannelSpec(str(c["type"]), str(c.get("target") or "")) for c in data or ())
+def channel_specs(data: Any) -> tuple[ChannelSpec, ...]:
+    """A stored channel list as specs; total: entries that are not ``{type, target}``
+    objects are left out, and at most :data:`MAX_CHANNELS` are read."""
+    entries = data[:MAX_CHANNELS] if isinstance(data, list | tuple) else ()
+    specs = tuple(
+        ChannelSpec(c["type"], c["target"] if isinstance(c.get("target"), str) else "")
+        for c in entries
+        if isinstance(c, Mapping) and isinstance(c.get("type"), str)
+    )
     return specs or IN_APP_ONLY
 
 
 ACTIVITY_ACTIONS = ("created", "updated", "deleted", "sent", "failed")
-MAX_REGEX_LENGTH = 300
-MAX_REGEX_PROGRAM = 1_000
-"""RE2 instructions a pattern may compile to: matching costs at most (text length) x (program
-size) steps, so this and MAX_MATCHED_TEXT bound each regex filter's time per event."""
-MAX_MATCHED_TEXT = 2_000
-MAX_FILTERS = 20
 
 
 class InvalidTrigger(ValueError):
@@ -193,6 +275,71 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int) or math.isfinite(value)  # math.isfinite(10**400) overflows
 
 
+def _shown(value: Any) -> str:
+    """A value quoted in an error message, cut short: it may be a megabyte of JSON."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past Python's digit limit, deep nesting
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _whole_number_error(value: Any, low: int, high: int) -> str | None:
+    if not _is_whole(value) or not low <= value <= high:
+        return f"must be a whole number of at least {low} and at most {high}, got {_shown(value)}"
+    return None
+
+
+def _number_error(value: Any) -> str | None:
+    if not _is_number(value):
+        return f"must be a number, got {_shown(value)}"
+    if abs(value) > MAX_ABS_NUMBER:
+        return (
+            f"must be at least -{MAX_ABS_NUMBER} and at most {MAX_ABS_NUMBER}, got {_shown(value)}"
+        )
+    return None
+
+
+def _value_error(value: Any) -> str | None:
+    """Why a value compared for equality cannot be stored: text, or a list or object as
+    JSON, longer than :data:`MAX_FILTER_TEXT`."""
+    if isinstance(value, str):
+        size = len(value)
+    elif isinstance(value, list | dict):
+        try:
+            size = len(json.dumps(value))
+        except (TypeError, ValueError, RecursionError):
+            return "must be a JSON value"
+    else:
+        return None
+    if size > MAX_FILTER_TEXT:
+        return f"is longer than {MAX_FILTER_TEXT} characters"
+    return None
+
+
+_COMPARISONS = frozenset({"gt", "gte", "lt", "lte"})
+
+
+def _filter_value_error(op: Operator, value: Any) -> str | None:
+    if op in _COMPARISONS:
+        return _number_error(value)
+    if op == Operator.REGEX:
+        return check_regex(value)
+    if op == Operator.IN:
+        if not (isinstance(value, list) and value):
+            return "must be a non-empty list for in"
+        if len(value) > MAX_IN_VALUES:
+            return f"must hold at most {MAX_IN_VALUES} values, got {len(value)}"
+        return next((f"[{i}] {e}" for i, v in enumerate(value) if (e := _value_error(v))), None)
+    if op in (Operator.EXACT, Operator.IS_NOT):
+        return f"is required for {op}" if value is None else _value_error(value)
+    if op == Operator.ICONTAINS:
+        return (
+            "must be a string for icontains" if not isinstance(value, str) else _value_error(value)
+        )
+    return None
+
+
 def _validate_filters(filters: Any, errors: dict[str, str]) -> None:
     if filters is None:
         return
@@ -200,7 +347,7 @@ def _validate_filters(filters: Any, errors: dict[str, str]) -> None:
         errors["config.filters"] = "must be a list"
         return
     if len(filters) > MAX_FILTERS:
-        errors["config.filters"] = f"at most {MAX_FILTERS} filters"
+        errors["config.filters"] = f"at most {MAX_FILTERS} filters, got {len(filters)}"
         return
     for i, item in enumerate(filters):
         path = f"config.filters[{i}]"
@@ -210,49 +357,65 @@ def _validate_filters(filters: Any, errors: dict[str, str]) -> None:
         prop = item.get("property")
         if not isinstance(prop, str) or not prop:
             errors[f"{path}.property"] = "must be a non-empty string"
-        try:
-            op = Operator(str(item.get("operator")))
-        except ValueError:
+        elif len(prop) > MAX_PROPERTY_NAME:
+            errors[f"{path}.property"] = f"is longer than {MAX_PROPERTY_NAME} characters"
+        operator = item.get("operator")
+        if not isinstance(operator, str) or operator not in _OPERATORS:
             errors[f"{path}.operator"] = (
-                f"unknown operator {item.get('operator')!r}; use one of "
+                f"unknown operator {_shown(operator)}; use one of "
                 + ", ".join(o.value for o in Operator)
             )
             continue
-        value = item.get("value")
-        if op in (Operator.GT, Operator.GTE, Operator.LT, Operator.LTE) and not _is_number(value):
-            errors[f"{path}.value"] = f"must be a number for {op}, got {value!r}"
-        elif op == Operator.REGEX and (reason := check_regex(value)):
+        if reason := _filter_value_error(Operator(operator), item.get("value")):
             errors[f"{path}.value"] = reason
-        elif op == Operator.IN and not (isinstance(value, list) and value):
-            errors[f"{path}.value"] = "must be a non-empty list for in"
-        elif op in (Operator.EXACT, Operator.IS_NOT) and value is None:
-            errors[f"{path}.value"] = f"is required for {op}"
-        elif op == Operator.ICONTAINS and not isinstance(value, str):
-            errors[f"{path}.value"] = "must be a string for icontains"
 
 
 def _require_event(config: dict[str, Any], errors: dict[str, str]) -> None:
     event = config.get("event")
     if not isinstance(event, str) or not event.strip():
         errors["config.event"] = "must be the name of an event"
-    elif len(event) > 200:
-        errors["config.event"] = "is longer than 200 characters"
+    elif len(event) > MAX_NAME_LENGTH:
+        errors["config.event"] = f"is longer than {MAX_NAME_LENGTH} characters"
+    elif is_system_name(event):
+        errors["config.event"] = f"{SYSTEM_NAME} (use an activity trigger for activity)"
 
 
-def _require_positive_int(config: dict[str, Any], key: str, errors: dict[str, str]) -> None:
-    value = config.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        errors[f"config.{key}"] = f"must be a whole number of at least 1, got {value!r}"
+def _require_whole_number(config: dict[str, Any], key: str, errors: dict[str, str]) -> None:
+    if reason := _whole_number_error(config.get(key), *WHOLE_NUMBERS[key]):
+        errors[f"config.{key}"] = reason
 
 
-def validate_config(kind: str, config: Any) -> dict[str, Any]:
-    """Return ``config`` if it is valid for ``kind``; raise :class:`InvalidTrigger` if not."""
-    try:
-        kind = Kind(kind)
-    except ValueError:
+def _validate_activity(config: dict[str, Any], errors: dict[str, str]) -> None:
+    actions = config.get("actions", list(ACTIVITY_ACTIONS))
+    if (
+        not isinstance(actions, list)
+        or len(actions) > len(ACTIVITY_ACTIONS)
+        or not all(isinstance(a, str) and a in ACTIVITY_ACTIONS for a in actions)
+    ):
+        errors["config.actions"] = "must be a list of at most one each of " + ", ".join(
+            ACTIVITY_ACTIONS
+        )
+    types = config.get("resource_types", [])
+    if not isinstance(types, list) or not all(
+        isinstance(t, str) and len(t) <= MAX_NAME_LENGTH for t in types
+    ):
+        errors["config.resource_types"] = (
+            f"must be a list of resource type names of at most {MAX_NAME_LENGTH} characters"
+        )
+    elif len(types) > MAX_RESOURCE_TYPES:
+        errors["config.resource_types"] = (
+            f"must hold at most {MAX_RESOURCE_TYPES} resource types, got {len(types)}"
+        )
+
+
+def validate_config(kind: Any, config: Any) -> dict[str, Any]:
+    """Return ``config`` if it is valid for ``kind``; raise :class:`InvalidTrigger` naming
+    each bad field (a path such as ``config.filters[0].value``) and the bound it breaks."""
+    if not isinstance(kind, str) or kind not in Kind.values:
         raise InvalidTrigger(
-            {"kind": f"unknown kind {kind!r}; use one of " + ", ".join(k.value for k in Kind)}
-        ) from None
+            {"kind": f"unknown kind {_shown(kind)}; use one of " + ", ".join(Kind.values)}
+        )
+    kind = Kind(kind)
     if not isinstance(config, dict):
         raise InvalidTrigger({"config": "must be an object"})
     errors: dict[str, str] = {}
@@ -260,39 +423,82 @@ def validate_config(kind: str, config: Any) -> dict[str, Any]:
         _require_event(config, errors)
         _validate_filters(config.get("filters"), errors)
     if kind == Kind.EVENT_COUNT:
-        _require_positive_int(config, "count", errors)
-        _require_positive_int(config, "window_minutes", errors)
+        _require_whole_number(config, "count", errors)
+        _require_whole_number(config, "window_minutes", errors)
     if kind == Kind.ACTIVITY:
-        actions = config.get("actions", list(ACTIVITY_ACTIONS))
-        if not isinstance(actions, list) or not all(a in ACTIVITY_ACTIONS for a in actions):
-            errors["config.actions"] = "must be a list of " + ", ".join(ACTIVITY_ACTIONS)
-        types = config.get("resource_types", [])
-        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            errors["config.resource_types"] = "must be a list of resource type names"
+        _validate_activity(config, errors)
     if kind == Kind.INSIGHT_THRESHOLD:
-        _require_positive_int(config, "insight_id", errors)
+        _require_whole_number(config, "insight_id", errors)
         upper, lower = config.get("upper"), config.get("lower")
         if upper is None and lower is None:
             errors["config.upper"] = "set upper, lower or both"
         for key, value in (("upper", upper), ("lower", lower)):
-            if value is not None and not _is_number(value):
-                errors[f"config.{key}"] = f"must be a number, got {value!r}"
+            if value is not None and (reason := _number_error(value)):
+                errors[f"config.{key}"] = reason
         if config.get("change", "absolute") not in ("absolute", "relative"):
             errors["config.change"] = "must be absolute or relative"
     if kind == Kind.EXPERIMENT_SIGNIFICANCE:
-        _require_positive_int(config, "experiment_id", errors)
+        _require_whole_number(config, "experiment_id", errors)
         p_value = config.get("p_value", 0.05)
         if not _is_number(p_value) or not 0 < p_value < 1:
-            errors["config.p_value"] = f"must be a number between 0 and 1, got {p_value!r}"
+            errors["config.p_value"] = f"must be a number between 0 and 1, got {_shown(p_value)}"
     if kind == Kind.COHORT_MEMBERSHIP:
-        _require_positive_int(config, "cohort_id", errors)
+        _require_whole_number(config, "cohort_id", errors)
         if config.get("direction", "entry") not in ("entry", "exit"):
             errors["config.direction"] = "must be entry or exit"
     if kind not in STREAM_KINDS and "interval_minutes" in config:
-        _require_positive_int(config, "interval_minutes", errors)
+        _require_whole_number(config, "interval_minutes", errors)
     if errors:
         raise InvalidTrigger(errors)
     return config
+
+
+def usable_config(
+    kind: Any, config: Any, *, trigger_id: int | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """A stored config as today's rules let it run, and what was done to it ("" if
+    nothing). Valid: itself. A count, window or interval beyond its bound (saved before
+    the bound existed): a copy holding the bound. Anything else the rules refuse: None,
+    and the trigger must match nothing. Never raises. Given ``trigger_id``, a repair or a
+    refusal is logged as a warning naming the trigger, once per process."""
+    usable, repaired = _usable(kind, config)
+    if repaired and trigger_id is not None:
+        _log_repair(trigger_id, repaired)
+    return usable, repaired
+
+
+@functools.lru_cache(maxsize=4096)
+def _log_repair(trigger_id: int, what: str) -> None:
+    """Once per process per trigger and reason: the consumer recompiles every trigger at
+    each trigger change, and one old trigger must not fill the log."""
+    log.warning("trigger %s: its stored config is %s", trigger_id, what)
+
+
+def _usable(kind: Any, config: Any) -> tuple[dict[str, Any] | None, str]:
+    try:
+        return validate_config(kind, config), ""
+    except InvalidTrigger as exc:
+        refused = exc
+    if isinstance(config, dict) and any(
+        _is_whole(config.get(key)) and _whole_number_error(config[key], *WHOLE_NUMBERS[key])
+        for key in CLAMPED
+    ):
+        clamped = {
+            **config,
+            **{
+                key: _clamp(config[key], *WHOLE_NUMBERS[key])
+                for key in CLAMPED
+                if _is_whole(config.get(key))
+            },
+        }
+        try:
+            return validate_config(kind, clamped), f"read at its bounds ({refused})"
+        except InvalidTrigger as exc:
+            refused = exc
+    return None, f"refused, so it matches nothing ({refused})"
+
+
+_OPERATORS = frozenset(o.value for o in Operator)
 
 
 # --- evaluation -----------------------------------------------------------------------
@@ -340,7 +546,9 @@ def _compare(op: Operator, bound: float) -> Callable[[float], bool]:
 
 
 def compile_filter(prop: str, op: Operator | str, value: Any) -> Predicate:
-    """One property filter as a predicate over an event's properties."""
+    """One property filter as a predicate over an event's properties; ``value`` is one
+    :func:`validate_config` accepts for ``op``. The predicate is total over any JSON object
+    of properties (text is taken as written in JSON, see :func:`_text`)."""
     op = Operator(op)
     missing = object()
     if op == Operator.IS_SET:
@@ -360,12 +568,7 @@ def compile_filter(prop: str, op: Operator | str, value: Any) -> Predicate:
         needle = str(value).lower()
         return lambda p: (v := p.get(prop)) is not None and needle in _text(v).lower()
     if op == Operator.REGEX:
-        try:
-            pattern = compile_regex(value)
-        except (re2.error, UnicodeEncodeError):
-            # Saved before trigger regexes ran on RE2 (a lookaround, a backreference): it
-            # matches nothing until edited, rather than stop the trigger reload of every team.
-            return lambda p: False
+        pattern = compile_regex(value)
         # UTF-8 bytes are what RE2 matches (a str would be encoded on every call); a lone
         # surrogate, which the decoder refuses anyway, must not raise here.
         return lambda p: (
@@ -373,7 +576,7 @@ def compile_filter(prop: str, op: Operator | str, value: Any) -> Predicate:
             and pattern.search(_text(v)[:MAX_MATCHED_TEXT].encode("utf-8", "surrogatepass"))
             is not None
         )
-    test = _compare(op, value if _is_number(value) else float(value))
+    test = _compare(op, value)
     return lambda p: (n := _as_number(p.get(prop))) is not None and test(n)
 
 
@@ -394,6 +597,8 @@ class CompiledTrigger:
     snoozed_until: datetime | None = None
     channels: tuple[ChannelSpec, ...] = IN_APP_ONLY
     delivery: DeliverySpec = field(default_factory=DeliverySpec)
+    refused: str = ""
+    """Why the stored config cannot run ("" when it can): such a trigger matches nothing."""
 
     def matches_properties(self, properties: Mapping[str, Any]) -> bool:
         return all(predicate(properties) for predicate in self.predicates)
@@ -408,33 +613,42 @@ def compile_trigger(
     team_id: int,
     kind: str,
     name: str,
-    config: Mapping[str, Any],
+    config: Any,
     snoozed_until: datetime | None = None,
-    channels: Iterable[Mapping[str, Any]] | None = None,
-    delivery: Mapping[str, Any] | None = None,
+    channels: Any = None,
+    delivery: Any = None,
 ) -> CompiledTrigger:
+    """One stored trigger, compiled. Never raises, whatever was stored: the consumer
+    compiles every team's triggers together, so one bad row must not stop the rest. The
+    config goes through :func:`usable_config` (logged when it had to be clamped or
+    refused); channels and delivery are read by their total readers."""
+    usable, repaired = usable_config(kind, config, trigger_id=id)
+    if usable is None:
+        known = Kind(kind) if isinstance(kind, str) and kind in Kind.values else Kind.EVENT
+        return CompiledTrigger(
+            id=id, team_id=team_id, kind=known, event_name="", name=name, refused=repaired
+        )
     kind = Kind(kind)
-    filters = (config.get("filters") or ()) if kind in (Kind.EVENT, Kind.EVENT_COUNT) else ()
-    predicates = tuple(
-        compile_filter(f["property"], f["operator"], f.get("value")) for f in filters
-    )
+    filters = (usable.get("filters") or ()) if kind in (Kind.EVENT, Kind.EVENT_COUNT) else ()
+    # Only the keys validate_config checks for this kind: an unchecked "count" on an
+    # event trigger means nothing.
+    counting = kind == Kind.EVENT_COUNT
+    activity = kind == Kind.ACTIVITY
     return CompiledTrigger(
         id=id,
         team_id=team_id,
         kind=kind,
         name=name,
-        event_name=str(config.get("event", "")),
-        predicates=predicates,
-        # Only the keys validate_config checks for this kind: an unchecked "count" on an
-        # event trigger must not stop the consumer's trigger reload.
-        count=int(config.get("count", 1)) if kind == Kind.EVENT_COUNT else 1,
-        window_minutes=int(config.get("window_minutes", 0)) if kind == Kind.EVENT_COUNT else 0,
-        actions=frozenset(config.get("actions", ACTIVITY_ACTIONS))
-        if kind == Kind.ACTIVITY
+        event_name=str(usable.get("event", "")),
+        predicates=tuple(
+            compile_filter(f["property"], f["operator"], f.get("value")) for f in filters
+        ),
+        count=usable["count"] if counting else 1,
+        window_minutes=usable["window_minutes"] if counting else 0,
+        actions=frozenset(usable.get("actions", ACTIVITY_ACTIONS))
+        if activity
         else frozenset(ACTIVITY_ACTIONS),
-        resource_types=frozenset(config.get("resource_types", ()))
-        if kind == Kind.ACTIVITY
-        else frozenset(),
+        resource_types=frozenset(usable.get("resource_types", ())) if activity else frozenset(),
         snoozed_until=snoozed_until,
         channels=channel_specs(channels),
         delivery=DeliverySpec.from_config(delivery),
@@ -446,13 +660,16 @@ ACTIVITY_EVENT_PREFIX = "activity."
 
 class TriggerIndex:
     """Stream triggers grouped by ``(team_id, event_name)``, activity triggers by team, and
-    every trigger by id (for events a scheduled check published)."""
+    every trigger by id (for events a scheduled check published). A refused trigger is
+    in none of them."""
 
     def __init__(self, triggers: Iterable[CompiledTrigger]) -> None:
         self._by_event: dict[tuple[int, str], list[CompiledTrigger]] = defaultdict(list)
         self._activity: dict[int, list[CompiledTrigger]] = defaultdict(list)
         self.by_id: dict[int, CompiledTrigger] = {}
         for trigger in triggers:
+            if trigger.refused:
+                continue
             self.by_id[trigger.id] = trigger
             if trigger.kind == Kind.ACTIVITY:
                 self._activity[trigger.team_id].append(trigger)
@@ -472,7 +689,9 @@ class TriggerIndex:
         properties: Mapping[str, Any],
         now: datetime,
     ) -> list[CompiledTrigger]:
-        """Triggers whose condition this one event satisfies (event_count still needs N)."""
+        """Triggers whose condition this one event satisfies (event_count still needs N).
+        Total over any JSON object of ``properties``: a value of a type a condition does
+        not expect does not match it."""
         matched = []
         for trigger in self.candidates(team_id, event_name):
             if trigger.is_snoozed(now):
@@ -487,9 +706,14 @@ class TriggerIndex:
 
 
 def activity_matches(trigger: CompiledTrigger, properties: Mapping[str, Any]) -> bool:
-    if properties.get("action") not in trigger.actions:
+    """Activity events are the system's, but their properties come from stored rows: an
+    ``action`` or ``resource_type`` that is not text matches nothing."""
+    action, resource_type = properties.get("action"), properties.get("resource_type")
+    if not isinstance(action, str) or action not in trigger.actions:
         return False
-    return not trigger.resource_types or properties.get("resource_type") in trigger.resource_types
+    return not trigger.resource_types or (
+        isinstance(resource_type, str) and resource_type in trigger.resource_types
+    )
 
 
 class ThresholdState(TextChoices):

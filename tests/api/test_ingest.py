@@ -149,6 +149,56 @@ def test_the_parser_stops_reading_past_the_body_limit():
     assert body.tell() == ingest.MAX_BODY_BYTES + 1
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["activity.dashboard.deleted", "check.insight_threshold"])
+def test_names_under_activity_and_check_belong_to_the_system(client, team, no_publish, name):
+    """A client cannot forge what the product itself says ("someone deleted …")."""
+    response = post(client, {"api_key": team.api_token, "batch": [item(), item(event=name)]})
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["index"], error["field"]) == (1, "event")
+    assert "activity." in error["message"] and "check." in error["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("overrides", "field", "where"),
+    [
+        ({"event": "check\u0000out"}, "event", "event"),
+        ({"distinct_id": "user\u0000"}, "distinct_id", "distinct_id"),
+        ({"properties": {"no\u0000te": 1}}, "properties", "a key"),
+        ({"properties": {"note": ["fine", {"deep": "x\u0000"}]}}, "properties", "note[1].deep"),
+    ],
+)
+def test_a_nul_character_anywhere_is_400_naming_the_field(
+    client, team, no_publish, overrides, field, where
+):
+    """PostgreSQL stores no NUL in text or jsonb: such an event could only be dead-lettered."""
+    response = post(client, {"api_key": team.api_token, "batch": [item(**overrides)]})
+    assert response.status_code == 400, response.content
+    [error] = response.json()["errors"]
+    assert (error["index"], error["field"]) == (0, field)
+    assert "NUL" in error["message"] and where in error["message"]
+
+
+@pytest.mark.django_db
+def test_a_timestamp_beyond_the_clock_skew_is_400_naming_it(client, team, no_publish):
+    """One client clock set to tomorrow must not reorder everyone's event_count windows."""
+    tomorrow = (datetime.now(UTC) + ingest.MAX_CLOCK_SKEW * 24).isoformat()
+    response = post(client, {"api_key": team.api_token, "batch": [item(), item(timestamp=tomorrow)]})
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["index"], error["field"]) == (1, "timestamp")
+    assert "1 hour" in error["message"]
+
+
+@pytest.mark.django_db
+def test_a_timestamp_within_the_clock_skew_is_kept(team):
+    ahead = NOW + ingest.MAX_CLOCK_SKEW
+    [event] = ingest.ingest_batch(team=team, batch=[item(timestamp=ahead.isoformat())], now=NOW)
+    assert event.occurred_at == ahead
+
+
 # --- the endpoint, without Kafka ----------------------------------------------------------
 
 

@@ -151,6 +151,105 @@ def test_subscriber_from_another_team_is_400_naming_the_user(client, team, membe
     }
 
 
+def test_a_user_id_that_does_not_exist_is_refused_like_another_tenants(client, team, member_of):
+    """Tenant isolation: a member of another organization and an id nobody has get the same
+    answer, so the answer tells nothing about who exists elsewhere."""
+    foreign = member_of(TeamFactory())
+    missing = foreign.pk + 10_000
+    response = client.post(URL, body(team, subscribers=[foreign.pk, missing]), format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert errors == {
+        "subscribers[0]": [f"user {foreign.pk} is not a member of this team"],
+        "subscribers[1]": [f"user {missing} is not a member of this team"],
+    }
+    assert not Trigger.objects.exists()
+
+
+EVENT_COUNT = {"kind": "event_count", "config": {"event": "e", "count": 5, "window_minutes": 10}}
+
+
+def with_config(kind="event_count", **config):
+    return {"kind": kind, "config": {**EVENT_COUNT["config"], **config}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "says"),
+    [
+        (with_config(window_minutes=10_081), "config.window_minutes", "at most 10080"),
+        (with_config(window_minutes=10**12), "config.window_minutes", "at most 10080"),
+        (with_config(count=1_000_001), "config.count", "at most 1000000"),
+        (
+            {"kind": "cohort_membership", "config": {"cohort_id": 1, "interval_minutes": 10**9}},
+            "config.interval_minutes",
+            "at most 10080",
+        ),
+        (
+            {"kind": "insight_threshold", "config": {"insight_id": 1, "upper": 10**16}},
+            "config.upper",
+            "at most 1000000000000000",
+        ),
+        (
+            {"kind": "insight_threshold", "config": {"insight_id": 2**63}},
+            "config.insight_id",
+            "at most",
+        ),
+        (with_filter("gt", -(10**400)), "config.filters[0].value", "at most 1000000000000000"),
+        (with_filter("in", list(range(101))), "config.filters[0].value", "at most 100 values"),
+        (with_filter("icontains", "x" * 1001), "config.filters[0].value", "1000 characters"),
+        (with_filter("exact", "x" * 1001), "config.filters[0].value", "1000 characters"),
+        (with_filter("regex", "x" * 301), "config.filters[0].value", "300 characters"),
+        (
+            {"config": {"event": "e", "filters": [{"property": "p" * 201, "operator": "is_set"}]}},
+            "config.filters[0].property",
+            "200 characters",
+        ),
+        (
+            {"config": {"event": "e", "filters": [{"property": "p", "operator": "is_set"}] * 21}},
+            "config.filters",
+            "at most 20",
+        ),
+        (
+            {"kind": "activity", "config": {"resource_types": ["insight"] * 21}},
+            "config.resource_types",
+            "at most 20",
+        ),
+        ({"config": {"event": "activity.insight.deleted"}}, "config.event", "system"),
+        ({"config": {"event": "check.cohort_membership"}}, "config.event", "system"),
+        (
+            {"delivery": {"mode": "rollup", "window_seconds": 86_401}},
+            "delivery.window_seconds",
+            "86400",
+        ),
+        (
+            {"delivery": {"mode": "rollup", "window_seconds": 60, "max_items": 1_000_001}},
+            "delivery.max_items",
+            "1000000",
+        ),
+        (
+            {"channels": [{"type": "email", "target": f"a{i}@example.com"} for i in range(11)]},
+            "channels",
+            "10",
+        ),
+        ({"subscribers": list(range(1, 1002))}, "subscribers", "1000"),
+    ],
+)
+def test_every_number_and_list_a_user_sets_has_a_bound_named_in_the_400(
+    client, team, overrides, path, says
+):
+    response = client.post(URL, body(team, **overrides), format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert says in " ".join(errors.get(path, [])), errors
+    assert not Trigger.objects.exists()
+
+
+def test_the_bounds_themselves_are_accepted(client, team):
+    config = {"event": "e", "count": 1_000_000, "window_minutes": 10_080}
+    response = client.post(URL, body(team, kind="event_count", config=config), format="json")
+    assert response.status_code == 201, response.json()
+
+
 def test_partial_update_validates_config_against_new_kind(client, team, user):
     trigger = TriggerFactory(team=team, owner=user)
     response = client.patch(detail(trigger), {"kind": "event_count"}, format="json")

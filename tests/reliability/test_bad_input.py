@@ -15,6 +15,7 @@ import json
 import re
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -148,6 +149,19 @@ def ingest_bodies(api_key: str) -> list[tuple[str, bytes | str, tuple[int, ...]]
         ),
         ("uuid not a string", body(batch=[event_item(uuid={"a": 1})]), (400,)),
         (
+            "an activity name (the system's)",
+            body(batch=[event_item(event="activity.dashboard.deleted")]),
+            (400,),
+        ),
+        ("a check name (the system's)", body(batch=[event_item(event="check.x")]), (400,)),
+        ("a NUL in the name", body(batch=[event_item(event="a\u0000b")]), (400,)),
+        ("a NUL in a property", body(batch=[event_item(properties={"p": ["\u0000"]})]), (400,)),
+        (
+            "a timestamp a year ahead",
+            body(batch=[event_item(timestamp=(timezone.now() + timedelta(days=365)).isoformat())]),
+            (400,),
+        ),
+        (
             "api_key of 4 MB",
             json.dumps({"api_key": "k" * (4 << 20), "batch": [event_item()]}),
             (401,),
@@ -265,6 +279,50 @@ def test_an_event_postgres_cannot_store_does_not_stall_the_consumer(team, member
     result = run_consumer(8)
     assert (result.events, result.dead_lettered) == (1, 2)
     assert list(Notification.objects.values_list("event_id", flat=True)) == [good.id]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_odd_types_and_stored_out_of_bound_triggers_do_not_fail_the_batch(team, member_of, drain):
+    """Evaluation is total: an activity event whose ``action`` is a list and whose
+    ``resource_type`` is an object, beside an event_count trigger saved with a window that
+    overflows ``timedelta``, are evaluated like any other events (no match, no retry, no
+    dead letter), and the good event in the same batch notifies."""
+    reader = member_of(team)
+    TriggerFactory(team=team, owner=reader, subscribers=[reader])  # on checkout_error
+    TriggerFactory(team=team, owner=reader, kind="activity", config={"actions": ["deleted"]})
+    TriggerFactory(
+        team=team,
+        owner=reader,
+        kind="event_count",
+        config={"event": "checkout_error", "count": 2, "window_minutes": 10**12},
+    )
+    stream.ensure_topics()
+
+    def event(name, source, **properties):
+        return Event(
+            name=name,
+            team_id=team.pk,
+            org_id=team.organization_id,
+            source=source,
+            occurred_at=timezone.now(),
+            properties=properties,
+            subject=Subject("dashboard", "1", "Revenue", "/dashboards/1"),
+        )
+
+    odd = event(
+        "activity.dashboard.deleted",
+        Source.ACTIVITY,
+        action=["deleted"],
+        resource_type={"a": 1},
+        changes=["not", "a", "mapping"],
+        owner_id=[reader.pk],
+    )
+    good = event("checkout_error", Source.INGEST, note="fine")
+    stream.publish_events([odd, good])
+    result = drain(expected=2, timeout=30)
+    assert (result.events, result.dead_lettered) == (2, 0)
+    assert Notification.objects.filter(event_id=good.id, recipient=reader).exists()
 
 
 @pytest.mark.integration
