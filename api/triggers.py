@@ -15,12 +15,15 @@ keys are paths into the request body and whose values are lists of messages::
     {"config.filters[0].operator": ["unknown operator 'like'; use one of exact, …"],
      "channels[1].type": ["unknown channel type 'sms'; use one of in_app, email, …"],
      "delivery.window_seconds": ["is required for rollup"],
+     "config.window_minutes": ["must be a whole number of at least 1 and at most 10080, …"],
      "subscribers[0]": ["user 42 is not a member of this team"]}
 
 A plain field keeps DRF's usual key (``"name": ["This field is required."]``); errors that
 belong to no field are under ``non_field_errors``. ``config`` paths are the ones
 :func:`notifications.triggers.validate_config` reports, so the API, the admin and the
-consumer all name a bad filter the same way.
+consumer all name a bad filter the same way. Every number and list has a bound, named in
+its error (``notifications.triggers``: counts, windows, intervals, thresholds, filter
+values, lists of filters, values, resource types, channels and subscribers).
 """
 
 from __future__ import annotations
@@ -268,8 +271,8 @@ def config_errors(kind: str, config: Any) -> dict[str, list[str]]:
     """What :func:`validate_config` finds wrong, as body-path errors.
 
     Also refuses ``filters`` on kinds that do not take them: ``validate_config`` does not
-    look at them there, but ``compile_trigger`` compiles them for every kind, so one bad
-    filter on an activity trigger would make the consumer's trigger reload raise.
+    look at them there and ``compile_trigger`` ignores them, so a user would believe in a
+    condition that never applies.
     """
     try:
         validate_config(kind, config)

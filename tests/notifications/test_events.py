@@ -81,3 +81,34 @@ def test_optional_fields_default():
     assert (event.actor, event.subject, event.properties) == (None, None, {})
     assert isinstance(event.id, uuid.UUID)
     assert json.loads(event.encode())["schema"] == 1
+
+
+@pytest.mark.parametrize("name", ["activity.dashboard.deleted", "check.cohort_membership"])
+def test_an_ingest_event_under_a_system_name_is_refused(name):
+    with pytest.raises(InvalidEvent) as info:
+        events.decode(make_event(name=name).encode())
+    assert info.value.field == "name"
+    assert events.decode(make_event(name=name, source=Source.ACTIVITY).encode()).name == name
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": "a\x00b"}, "name"),
+        ({"properties": {"note": ["ok", {"x": "\x00"}]}}, "properties.note[1].x"),
+        ({"properties": {"k\x00": 1}}, "a key of properties"),
+        ({"actor": Actor(id=1, name="\x00")}, "actor.name"),
+    ],
+)
+def test_a_nul_character_anywhere_is_refused_naming_where(change, field):
+    """PostgreSQL stores no NUL: such an event goes to the dead-letter topic at once, with
+    the reason, rather than failing its batch in store()."""
+    with pytest.raises(InvalidEvent) as info:
+        events.decode(make_event(**change).encode())
+    assert info.value.field == field
+    assert "NUL" in info.value.reason
+
+
+def test_a_backslash_before_u0000_is_text_not_nul():
+    event = make_event(properties={"path": "C:\\u0000"})
+    assert events.decode(event.encode()) == event

@@ -185,3 +185,64 @@ def test_threshold_state(value, previous, upper, lower, change, expected):
         threshold_state(value=value, previous=previous, upper=upper, lower=lower, change=change)
         == expected
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "field", "bound"),
+    [
+        (
+            "event_count",
+            {"event": "e", "count": 5, "window_minutes": 10_081},
+            "window_minutes",
+            10_080,
+        ),
+        ("event_count", {"event": "e", "count": 10**6 + 1, "window_minutes": 5}, "count", 10**6),
+        (
+            "cohort_membership",
+            {"cohort_id": 1, "interval_minutes": 10**9},
+            "interval_minutes",
+            10_080,
+        ),
+        ("insight_threshold", {"insight_id": 1, "lower": -(10**16)}, "lower", 10**15),
+    ],
+)
+def test_numbers_beyond_their_bound_name_the_field_and_the_bound(kind, config, field, bound):
+    with pytest.raises(InvalidTrigger) as info:
+        validate_config(kind, config)
+    assert f"at most {bound}" in info.value.errors[f"config.{field}"]
+
+
+def test_a_stored_window_beyond_its_bound_runs_at_the_bound_and_says_so(caplog):
+    """Saved before the bound: 10**12 minutes overflowed timedelta in the consumer."""
+    config = {"event": "e", "count": 10**9, "window_minutes": 10**12}
+    with caplog.at_level("WARNING", logger="notifications.triggers"):
+        trigger = compile_trigger(id=77, team_id=1, kind="event_count", name="t", config=config)
+    assert (trigger.count, trigger.window_minutes, trigger.refused) == (10**6, 10_080, "")
+    assert timedelta(minutes=trigger.window_minutes)  # no OverflowError
+    assert "trigger 77: its stored config is read at its bounds" in caplog.text
+
+
+def test_a_stored_config_todays_rules_refuse_matches_nothing_and_says_why(caplog):
+    config = {"event": "check.insight_threshold", "filters": [{"property": "p", "operator": "in"}]}
+    with caplog.at_level("WARNING", logger="notifications.triggers"):
+        trigger = compile_trigger(id=78, team_id=1, kind="event", name="t", config=config)
+    assert "config.event" in trigger.refused and "config.filters[0].value" in trigger.refused
+    index = TriggerIndex([trigger])
+    assert (
+        index.match(team_id=1, event_name="check.insight_threshold", properties={}, now=NOW) == []
+    )
+    assert "trigger 78: its stored config is refused, so it matches nothing" in caplog.text
+
+
+def test_a_stored_delivery_beyond_its_bounds_is_read_within_them():
+    trigger = compile_trigger(
+        id=1,
+        team_id=1,
+        kind="event",
+        name="t",
+        config={"event": "e"},
+        delivery={"mode": "rollup", "window_seconds": 10**12, "max_items": 0},
+        channels=[{"type": "slack", "target": "#a"}, "junk", {"target": "#b"}],
+    )
+    assert (trigger.delivery.window_seconds, trigger.delivery.max_items) == (86_400, 1)
+    assert [c.type for c in trigger.channels] == ["slack"]
