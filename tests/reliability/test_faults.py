@@ -380,3 +380,54 @@ def test_a_transient_error_is_retried_past_the_poison_limit_and_nothing_is_dead_
 
     assert totals.dead_lettered == 0
     assert Notification.objects.filter(trigger=alert).count() == 10
+
+
+class FailsDifferentlyOnMarkedEvents(EventProcessor):
+    """Raises for events marked ``poison`` with a message that changes every attempt, as a
+    bug whose error names a timestamp or a counter would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def process(self, events, **kwargs):
+        if any(e.properties.get("poison") for e in events):
+            self.attempts += 1
+            raise ValueError(f"cannot evaluate this event (attempt {self.attempts})")
+        return super().process(events, **kwargs)
+
+
+def test_a_partition_holding_only_poison_events_is_dead_lettered_and_moves_on(
+    team, member_of, drain
+):
+    alice = member_of(team)
+    alert = amount_over_100(team, [alice])
+    poison = checkout_errors(team, [500] * 3)
+    for event in poison:
+        event.properties["poison"] = True
+    stream.ensure_topics()
+    stream.publish_events(poison)
+
+    totals = drain(expected=3, processor=FailsDifferentlyOnMarkedEvents(), timeout=60)
+
+    assert totals.dead_lettered == 3
+    stream.publish_events(checkout_errors(team, [500] * 2, start=T0 + timedelta(minutes=1)))
+    drain(expected=2)
+    assert Notification.objects.filter(trigger=alert).count() == 2
+
+
+def test_an_undecodable_record_is_dead_lettered_once_however_often_its_batch_is_retried(
+    team, member_of, drain
+):
+    alice = member_of(team)
+    alert = amount_over_100(team, [alice])
+    stream.ensure_topics()
+    producer = stream.shared_producer()
+    producer.send(stream.topic(TopicName.EVENTS), key=str(team.pk).encode(), value=b"{not json")
+    stream.publish_events(checkout_errors(team, [500] * 5))
+
+    totals = drain(expected=6, processor=DatabaseDownFor(DEFAULT_BATCH.poison_attempts), timeout=90)
+
+    assert totals.dead_lettered == 1
+    assert Notification.objects.filter(trigger=alert).count() == 5
+    assert len(read_events(stream.topic(TopicName.EVENTS_DLQ), 5, deadline_s=5)) == 1
