@@ -185,7 +185,9 @@ def test_a_nul_character_anywhere_is_400_naming_the_field(
 def test_a_timestamp_beyond_the_clock_skew_is_400_naming_it(client, team, no_publish):
     """One client clock set to tomorrow must not reorder everyone's event_count windows."""
     tomorrow = (datetime.now(UTC) + ingest.MAX_CLOCK_SKEW * 24).isoformat()
-    response = post(client, {"api_key": team.api_token, "batch": [item(), item(timestamp=tomorrow)]})
+    response = post(
+        client, {"api_key": team.api_token, "batch": [item(), item(timestamp=tomorrow)]}
+    )
     assert response.status_code == 400
     [error] = response.json()["errors"]
     assert (error["index"], error["field"]) == (1, "timestamp")
