@@ -16,4 +16,8 @@ class NotificationsConfig(AppConfig):
         m2m_changed.connect(
             trigger_changed, sender=Trigger.subscribers.through, dispatch_uid="trigger-subscribers"
         )
+        # A deleted user's subscriptions go by cascade, which sends no m2m_changed.
+        post_delete.connect(
+            trigger_changed, sender=Trigger.subscribers.through, dispatch_uid="subscriber-deleted"
+        )
         post_migrate.connect(schedule.install, sender=self, dispatch_uid="beat-schedule")

@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.db import (
     InterfaceError,
     OperationalError,
+    ProgrammingError,
     close_old_connections,
     connection,
     transaction,
@@ -531,6 +532,7 @@ def store(drafts: Sequence[Draft]) -> dict[str, int]:
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     OperationalError,  # the database went away, a deadlock, a serialization failure
     InterfaceError,  # a connection closed under us
+    ProgrammingError,  # a table missing: code deployed before its migration ran
     KafkaError,  # the broker is down (dead-lettering, committing)
     BrokerUnavailable,  # Redis is down when the commit enqueues deliveries
 )

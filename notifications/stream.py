@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 from kafka import KafkaConsumer, KafkaProducer
@@ -197,7 +197,10 @@ def publish_events(events: Iterable[Event], *, timeout: float = 10.0) -> int:
     consumer's dedup (event id × trigger × recipient) absorbs when the caller retries.
     """
     name = topic(TopicName.EVENTS)
-    headers = [(TRIGGER_REVISION_HEADER, str(trigger_revision()).encode())]
+    try:
+        headers = [(TRIGGER_REVISION_HEADER, str(trigger_revision()).encode())]
+    except DatabaseError as exc:
+        raise PublishFailed(f"trigger revision unreadable: {exc}") from exc
     try:
         producer = shared_producer()
         futures = [
