@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import parsers, status, views
@@ -137,7 +137,14 @@ class BodyTooLarge(APIException):
 def exception_handler(exc, context):
     """DRF's handler, plus Django's :class:`RequestDataTooBig` — raised when a parser reads a
     body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` — as :class:`BodyTooLarge`, for every API view
-    (ingestion reads its body itself, up to its own larger limit)."""
+    (ingestion reads its body itself, up to its own larger limit), and its
+    :class:`TooManyFieldsSent` (a form body of more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS``
+    fields) as a JSON 400."""
     if isinstance(exc, RequestDataTooBig):
         exc = BodyTooLarge(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = ParseError(
+            f"form body has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields; "
+            "send JSON for long lists"
+        )
     return views.exception_handler(exc, context)

@@ -549,6 +549,15 @@ def test_a_form_body_over_the_upload_limit_gets_the_json_413_too(member_client, 
     assert not Trigger.objects.exists()
 
 
+def test_a_form_body_of_more_fields_than_django_reads_gets_a_json_400(member_client, team):
+    """1,000 subscribers are allowed, but a form body stops at 1,000 fields."""
+    body = f"team={team.pk}&name=n&kind=event&" + "&".join(["subscribers=1"] * 1000)
+    response = member_client.post(TRIGGERS, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert "more than 1000 fields" in response.json()["detail"]
+    assert not Trigger.objects.exists()
+
+
 def test_ingest_takes_a_3_mb_body_under_its_own_5_mb_limit(client, team, published):
     """Ingestion reads its body itself, so Django's 2.5 MB does not apply; its own limit
     answers 413 in the same shape (``body over 5 MB`` above)."""
