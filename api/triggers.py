@@ -59,7 +59,7 @@ from notifications.triggers import (
     compile_trigger,
     validate_config,
 )
-from workspace.models import Membership, Role
+from workspace.models import Cohort, Experiment, Insight, Membership, Role
 
 EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
 DEFAULT_CHANNELS = ({"type": Channel.IN_APP},)
@@ -236,7 +236,7 @@ class TriggerSerializer(serializers.ModelSerializer):
         kind = attrs.get("kind", trigger.kind if trigger else None)
         config = attrs.get("config", trigger.config if trigger else {})
         if "kind" in attrs or "config" in attrs:
-            errors.update(config_errors(kind, config))
+            errors.update(config_errors(kind, config) or _reference_errors(team, config))
         if "subscribers" in attrs:
             errors.update(_subscriber_errors(team, attrs["subscribers"]))
             attrs["subscribers"] = list(dict.fromkeys(attrs["subscribers"]))
@@ -281,6 +281,22 @@ def config_errors(kind: str, config: Any) -> dict[str, list[str]]:
     if kind not in FILTERED_KINDS and config.get("filters"):
         return {"config.filters": [f"only event and event_count triggers take filters, not {kind}"]}
     return {}
+
+
+CONFIG_REFERENCES = {"insight_id": Insight, "experiment_id": Experiment, "cohort_id": Cohort}
+"""Config keys naming a resource, which must be one of the trigger's team."""
+
+
+def _reference_errors(team, config: dict[str, Any]) -> dict[str, list[str]]:
+    """``config.<key>`` for each resource id that is not of ``team``: the same message
+    whether it belongs to another tenant or to nobody (a valid config holds whole ids)."""
+    if team is None:
+        return {}
+    return {
+        f"config.{key}": [f"{model._meta.verbose_name} {config[key]} does not exist in this team"]
+        for key, model in CONFIG_REFERENCES.items()
+        if key in config and not model.objects.filter(team=team, pk=config[key]).exists()
+    }
 
 
 def _subscriber_errors(team, user_ids: list[int]) -> dict[str, list[str]]:

@@ -248,11 +248,6 @@ def test_every_reference_in_the_api_is_in_the_table():
     assert not covered - found, f"rows for fields that no longer exist: {sorted(covered - found)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/triggers.py (another owner): config.insight_id / experiment_id / cohort_id "
-    "are not checked against the trigger's team; reported to the lead",
-)
 @pytest.mark.parametrize(
     ("kind", "key", "config"),
     [
