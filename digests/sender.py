@@ -18,9 +18,9 @@ Claims are leases in real time. ``now`` (a run's ``--now``) decides which window
 retries are due; the lease is stamped and judged by the wall clock (:func:`lease_clock`),
 so a backfill run a week back, a run a day ahead and beat's own run all agree on whose
 claim has expired. :func:`recover_stuck` takes back only digests whose claim has not been
-renewed for ``SendPolicy.lease`` of real time: a sender that died between 2 and 3 (the one
-window in which a digest can go out twice), or one whose single SMTP batch outlasted the
-lease.
+renewed for ``SendPolicy.lease`` of real time, which outlasts any send (every provider call
+and the SMTP batch end by their deadlines): only a sender that died between 2 and 3 — the
+one window in which a digest can go out twice.
 
 Every statement here is plain ORM and runs on PostgreSQL and SQLite alike.
 """
@@ -66,19 +66,21 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SendPolicy:
     """``batch_size`` digests are claimed per transaction and mailed per SMTP connection.
-    A claim holds its digests for ``lease`` of real time after it was taken or last
-    renewed; the sender renews it before each send once ``lease / 4`` has passed."""
+    A claim holds its digests for ``lease`` (deliveries' :class:`ClaimLease`) of real time
+    after it was taken or last renewed; the sender renews it before each send once a
+    quarter of it has passed."""
 
     batch_size: int = 100
     retry: deliveries.RetryPolicy = deliveries.RETRY
-    lease: timedelta = deliveries.SENDING_TIMEOUT
+    lease: deliveries.ClaimLease = deliveries.SENDING_LEASE
 
 
 SEND = SendPolicy()
 
 
 def lease_clock() -> datetime:
-    """The wall clock leases are stamped and judged by — never a run's ``now``."""
+    """The wall clock claims are stamped with — never a run's ``now`` — as
+    :meth:`ClaimLease.taken_before` judges them."""
     return timezone.now()
 
 
@@ -104,7 +106,7 @@ class Claim:
         held: only those may be sent. A digest taken back meanwhile (the lease ran out and
         another sender recovered it) is its new owner's to send and record."""
         stamp = lease_clock()
-        if stamp - self.renewed_at >= policy.lease / 4:
+        if stamp - self.renewed_at >= policy.lease.duration / 4:
             Digest.objects.filter(
                 pk__in=self.ids, claim_token=self.token, status=DigestStatus.SENDING
             ).update(claimed_at=stamp)
@@ -169,15 +171,14 @@ def due_filter(now: datetime) -> Q:
 def recover_stuck(*, policy: SendPolicy = SEND) -> int:
     """Re-queue, due at once, digests whose claim has gone ``policy.lease`` of real time
     without renewal (their sender died or lost its way), whatever ``now`` a run has."""
-    stamp = lease_clock()
     return Digest.objects.filter(
-        status=DigestStatus.SENDING, claimed_at__lt=stamp - policy.lease
+        status=DigestStatus.SENDING, claimed_at__lt=policy.lease.taken_before()
     ).update(
         status=DigestStatus.QUEUED,
         next_retry_at=None,
         claim_token="",
         claimed_at=None,
-        updated_at=stamp,
+        updated_at=lease_clock(),
     )
 
 

@@ -155,7 +155,7 @@ class Leases(RuleBasedStateMachine):
 
     @rule()
     def every_lease_runs_out(self):
-        lease = sender.SEND.lease + timedelta(seconds=1)
+        lease = sender.SEND.lease.duration + timedelta(seconds=1)
         stale = sender.lease_clock() - lease
         Digest.objects.filter(status=DigestStatus.SENDING).update(claimed_at=stale)
         self.model.expired.update(

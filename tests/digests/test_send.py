@@ -173,7 +173,7 @@ def test_a_digest_stuck_in_sending_is_requeued_once_its_lease_runs_out(subscribe
     user, team = subscriber()
     NotificationFactory(recipient=user, team=team, at=DAY)
     digest_build(period=Period.DAILY, now=NOW)
-    claimed = timezone.now() - SEND.lease + timedelta(minutes=1)
+    claimed = timezone.now() - SEND.lease.duration + timedelta(minutes=1)
     Digest.objects.update(status=DigestStatus.SENDING, claim_token="gone", claimed_at=claimed)
     assert digest_send(now=NOW).sent == 0
     Digest.objects.update(claimed_at=claimed - timedelta(minutes=2))
