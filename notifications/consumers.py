@@ -166,11 +166,13 @@ class EventProcessor:
         result = BatchResult(events=len(events))
         if not events:
             return result
+        events = _once_each(events)
         with transaction.atomic():
             now = self.clock()
             self.triggers.refresh(now, at_least=revision)
             matches: list[Match] = []
             counted: dict[CompiledTrigger, list[Event]] = defaultdict(list)
+            followers = self._followers([e for e in events if e.source == Source.ACTIVITY])
             for event in events:
                 for trigger in self.triggers.index.match(
                     team_id=event.team_id,
@@ -183,7 +185,7 @@ class EventProcessor:
                     else:
                         matches.append(self._trigger_match(event, trigger))
                 if event.source == Source.ACTIVITY and event.properties.get("action") != "created":
-                    matches.append(self._activity_match(event))
+                    matches.append(self._activity_match(event, followers))
                 elif event.source == Source.CHECK:
                     matches.extend(self._check_match(event))
             matches.extend(self._fired_counts(counted, now))
@@ -206,21 +208,23 @@ class EventProcessor:
             reason=f"You subscribe to the trigger “{trigger.name}”.",
         )
 
-    def _activity_match(self, event: Event) -> Match:
-        """Built-in activity: the resource's owner and recent participants hear about it.
-        Creation is left to activity triggers: the owner is the one who created it."""
+    def _activity_match(
+        self, event: Event, followers: Mapping[tuple[int, str, str], list[tuple[int, datetime]]]
+    ) -> Match:
+        """Built-in activity: the resource's owner and the people who worked on it before
+        this event (within ``FOLLOW_DECAY``) hear about it. Creation is left to activity
+        triggers: the owner is the one who created it."""
         subject = event.subject
         candidates: set[int] = set()
         owner_id = event.properties.get("owner_id")
         if isinstance(owner_id, int):
             candidates.add(owner_id)
         if subject is not None:
+            since = event.occurred_at - FOLLOW_DECAY
             candidates.update(
-                Follow.objects.filter(
-                    resource_type=subject.type,
-                    resource_id=subject.id,
-                    last_participated_at__gte=event.occurred_at - FOLLOW_DECAY,
-                ).values_list("user_id", flat=True)
+                user_id
+                for user_id, when in followers.get((event.team_id, subject.type, subject.id), ())
+                if since <= when < event.occurred_at
             )
         return Match(
             event=event,
@@ -228,6 +232,37 @@ class EventProcessor:
             candidates=frozenset(candidates),
             reason="You own or recently worked on this resource.",
         )
+
+    @staticmethod
+    def _followers(
+        activity: Sequence[Event],
+    ) -> dict[tuple[int, str, str], list[tuple[int, datetime]]]:
+        """Who took part in each resource of the batch and when: the stored follows, read
+        before this batch records its own, and every actor in the batch at their event's
+        time. An edit is news to those who worked on the resource *before* it, so two edits
+        in one batch tell the first editor of the second, and a replay, which finds later
+        follows already stored, tells nobody of an edit made before they took part."""
+        subjects = {
+            (e.team_id, e.subject.type, e.subject.id) for e in activity if e.subject is not None
+        }
+        if not subjects:
+            return {}
+        by_subject: dict[tuple[int, str, str], list[tuple[int, datetime]]] = defaultdict(list)
+        earliest = min(e.occurred_at for e in activity) - FOLLOW_DECAY
+        stored = Follow.objects.filter(
+            team_id__in={team for team, _, _ in subjects},
+            resource_type__in={rtype for _, rtype, _ in subjects},
+            resource_id__in={rid for _, _, rid in subjects},
+            last_participated_at__gte=earliest,
+        ).values_list("team_id", "resource_type", "resource_id", "user_id", "last_participated_at")
+        for team, rtype, rid, user_id, when in stored:
+            if (team, rtype, rid) in subjects:
+                by_subject[(team, rtype, rid)].append((user_id, when))
+        for e in activity:
+            if e.subject is not None and e.actor is not None and e.actor.id is not None:
+                key = (e.team_id, e.subject.type, e.subject.id)
+                by_subject[key].append((e.actor.id, e.occurred_at))
+        return by_subject
 
     def _check_match(self, event: Event) -> list[Match]:
         """A scheduled check fired: its trigger's subscribers hear about it."""
@@ -369,6 +404,16 @@ class EventProcessor:
                 unique_fields=["user", "resource_type", "resource_id"],
                 update_fields=["last_participated_at"],
             )
+
+
+def _once_each(events: Sequence[Event]) -> list[Event]:
+    """The batch with each event once, at its first position: a client that resent a batch
+    before the consumer read the first copy sent one event, not two. Ids are the client's,
+    so they are unique within a team, not across teams."""
+    seen: dict[tuple[int, uuid.UUID], Event] = {}
+    for event in events:
+        seen.setdefault((event.team_id, event.id), event)
+    return list(seen.values())
 
 
 def claim_new_events(trigger_id: int, events: Mapping[uuid.UUID, datetime]) -> set[uuid.UUID]:
