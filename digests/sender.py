@@ -12,7 +12,11 @@
 3. **Record** (one transaction per batch), only on rows the claim still holds: ``sent``;
    ``queued`` again with ``next_retry_at`` from :class:`~notifications.delivery.RetryPolicy`
    (the channel's ``retry_after`` when it gave one); ``failed`` for good after
-   ``max_attempts`` or a permanent error; ``skipped`` when the channel is not configured.
+   ``max_attempts`` or a permanent error; ``skipped`` when the channel is not configured;
+   ``failed`` when the organization's channel secret cannot be decrypted — the operator's
+   to fix, so it counts against the channel as a failed delivery does
+   (:func:`notifications.delivery.channel_failed`: turned off after repeated failures,
+   its admins told).
 
 Claims are leases in real time. ``now`` (a run's ``--now``) decides which windows and
 retries are due; the lease is stamped and judged by the wall clock (:func:`lease_clock`),
@@ -58,7 +62,9 @@ from notifications.channels.base import (
 )
 from notifications.channels.email import EmailChannel
 from notifications.channels.registry import get_channel
+from notifications.secrets import SecretUnreadable
 from notifications.unsubscribe import unsubscribe_url
+from workspace.models import Team
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +133,8 @@ class Prepared:
     message: Message | None
     destination: Destination | None
     skip_reason: str = ""
+    failure: str = ""  # the org's channel secret cannot be decrypted: fails, never skips
+    organization_id: int | None = None  # whose channel the failure counts against
 
 
 @dataclass
@@ -269,9 +277,14 @@ def prepare(digest_ids: Sequence[int]) -> list[Prepared]:
         )
         view = render.build_view(items.get(digest.pk, ()), context)
         message = None if view.is_empty else render.to_message(view, digest.channel)
-        destination, reason = None, ""
+        destination, reason, failure, organization_id = None, "", "", None
         try:
             destination = _destination_for(digest, targets)
+        except SecretUnreadable as exc:
+            failure, organization_id = (
+                str(exc),
+                targets[(digest.user_id, digest.channel)].organization_id,
+            )
         except ChannelNotConfigured as exc:
             reason = str(exc)
         prepared.append(
@@ -285,6 +298,8 @@ def prepare(digest_ids: Sequence[int]) -> list[Prepared]:
                 message=message,
                 destination=destination,
                 skip_reason=reason,
+                failure=failure,
+                organization_id=organization_id,
             )
         )
     return prepared
@@ -310,7 +325,8 @@ def deliver(
     held: Callable[[], Collection[int]],
 ) -> None:
     """Send every prepared digest that can go, filling ``outcomes`` by position as answers
-    come in: an :class:`Outcome`, or ``None`` for a digest that cannot go (skipped, empty).
+    come in: an :class:`Outcome`, or ``None`` for a digest that cannot go (skipped, empty);
+    a digest whose channel secret no key decrypts is a failed outcome, not sent.
     A position left out is unknown — the caller leaves that row in ``sending``. ``held()``
     (a :meth:`Claim.keep`) is asked before the email batch and before each other send;
     a digest no longer held is not sent and its position is left out. Email goes in one
@@ -318,7 +334,9 @@ def deliver(
     configured (no bot token) replaces its entry with one that says why."""
     mail = []
     for i, p in enumerate(prepared):
-        if p.message is None or p.destination is None:
+        if p.message is not None and p.failure:
+            outcomes[i] = Outcome.failed(p.failure)
+        elif p.message is None or p.destination is None:
             outcomes[i] = None
         elif p.channel == DigestChannel.EMAIL:
             mail.append(i)
@@ -438,8 +456,26 @@ def record(
                 )
             )
             results.append(Sent(p.digest_id, p.user_id, p.period, status, fields["last_error"]))
+            if status == DigestStatus.FAILED and p.failure:
+                _count_against_channel(p, now)
         Digest.objects.bulk_update(rows, RECORDED_FIELDS)
     return results
+
+
+def _count_against_channel(p: Prepared, now: datetime) -> None:
+    """A digest's secret failure counts against its organization's channel, as a
+    delivery's does; the admins' notice goes under the user's first team there."""
+    teams = Team.objects.filter(organization_id=p.organization_id).order_by("id")
+    ids = teams.values_list("id", flat=True)
+    team_id = ids.filter(memberships__user_id=p.user_id).first() or ids.first()
+    if team_id is not None and p.organization_id is not None:
+        deliveries.channel_failed(
+            organization_id=p.organization_id,
+            channel=p.channel,
+            team_id=team_id,
+            detail=p.failure,
+            now=now,
+        )
 
 
 def digest_send(

@@ -181,7 +181,7 @@ def delivery_send(
             if _ours(delivery).update(
                 status=DeliveryStatus.FAILED, last_error=str(exc), updated_at=now
             ):
-                _channel_failed(delivery, str(exc), now)
+                _delivery_channel_failed(delivery, str(exc), now)
         return SendResult(DeliveryStatus.FAILED)
     except ChannelNotConfigured as exc:
         _ours(delivery).update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
@@ -225,7 +225,7 @@ def _record(
         if not row.update(status=DeliveryStatus.FAILED, last_error=outcome.detail, updated_at=now):
             return None
         if outcome.result == Result.FAILED:
-            _channel_failed(delivery, outcome.detail, now)
+            _delivery_channel_failed(delivery, outcome.detail, now)
         return SendResult(DeliveryStatus.FAILED)
 
 
@@ -236,13 +236,25 @@ def _channel_succeeded(delivery: Delivery) -> None:
         ).update(consecutive_failures=0)
 
 
-def _channel_failed(delivery: Delivery, detail: str, now: datetime) -> None:
-    """Count a permanent failure against the org's channel; after repeated failures turn it
-    off and tell its owner (or the org's admins) in-app why."""
-    if delivery.channel not in ORG_CHANNELS:
-        return
+def _delivery_channel_failed(delivery: Delivery, detail: str, now: datetime) -> None:
+    if delivery.channel in ORG_CHANNELS:
+        channel_failed(
+            organization_id=delivery.team.organization_id,
+            channel=delivery.channel,
+            team_id=delivery.team_id,
+            detail=detail,
+            now=now,
+        )
+
+
+def channel_failed(
+    *, organization_id: int, channel: str, team_id: int, detail: str, now: datetime
+) -> None:
+    """Count a permanent failure against the org's ``channel`` (a delivery's or a digest's);
+    after repeated failures turn it off and tell its owner (or the org's admins) in-app why,
+    under ``team_id``. Call it inside the transaction that records the failure."""
     configs = ChannelConfig.objects.select_for_update().filter(
-        organization_id=delivery.team.organization_id, type=delivery.channel, enabled=True
+        organization_id=organization_id, type=channel, enabled=True
     )
     for config in configs:
         config.consecutive_failures += 1
@@ -251,11 +263,11 @@ def _channel_failed(delivery: Delivery, detail: str, now: datetime) -> None:
             config.disabled_reason = (
                 f"disabled after {config.consecutive_failures} failed deliveries; last: {detail}"
             )
-            _tell_admins(config, delivery, now)
+            _tell_admins(config, team_id, now)
         config.save(update_fields=["consecutive_failures", "enabled", "disabled_reason"])
 
 
-def _tell_admins(config: ChannelConfig, delivery: Delivery, now: datetime) -> None:
+def _tell_admins(config: ChannelConfig, team_id: int, now: datetime) -> None:
     admins = set(
         Membership.objects.filter(
             team__organization_id=config.organization_id, role__in=[Role.ADMIN, Role.OWNER]
@@ -267,7 +279,7 @@ def _tell_admins(config: ChannelConfig, delivery: Delivery, now: datetime) -> No
         [
             Notification(
                 recipient_id=user_id,
-                team_id=delivery.team_id,
+                team_id=team_id,
                 category="alert",
                 title=f"{config} was turned off",
                 body=config.disabled_reason,

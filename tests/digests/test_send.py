@@ -1,5 +1,6 @@
 """Send phase against a real SMTP server (aiosmtpd) and PostgreSQL: each digest once."""
 
+import io
 import os
 import re
 import subprocess
@@ -9,19 +10,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
 from digests.builder import digest_build
+from digests.history import ExecutionStatus, executions_list
 from digests.models import Digest, DigestChannel, DigestStatus
 from digests.runs import digest_run
 from digests.sender import SEND, SendPolicy, digest_send
 from digests.windows import Period
+from notifications.delivery import DISABLE_AFTER_FAILURES
+from notifications.models import Notification
 from tests.digests.factories import (
     ChannelConfigFactory,
     DigestTargetFactory,
     NotificationFactory,
 )
+from tests.factories import MembershipFactory, UserFactory
 from tests.servers.worker import subprocess_database_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.sqlite]
@@ -287,3 +294,47 @@ def test_a_batch_that_cannot_be_prepared_is_given_back(subscriber, smtp_server, 
         digest_send(now=NOW)
     digest = Digest.objects.get()
     assert (digest.status, digest.attempts) == (DigestStatus.QUEUED, 0)
+
+
+@pytest.mark.django_db
+def test_a_telegram_secret_no_key_decrypts_fails_the_digests_where_the_admin_sees_it(
+    subscriber, smtp_server, telegram_server, settings, client
+):
+    """``manage.py digests run`` reports it failed, the admin lists the digests as failed
+    with the reason, the run's history says FAILED, and after repeated failures the
+    organization's bot is turned off and its admins told — as for a delivery."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.NOTIFLOW_SECRETS_KEYS = [old]
+    team = subscriber()[1]
+    bot = ChannelConfigFactory(organization=team.organization, type="telegram")
+    settings.NOTIFLOW_SECRETS_KEYS = [new]  # the old key was dropped too soon
+    admin = MembershipFactory(team=team, role="admin").user
+    users = [subscriber(team=team)[0] for _ in range(DISABLE_AFTER_FAILURES)]
+    for user in users:
+        DigestTargetFactory(
+            user=user, channel=DigestChannel.TELEGRAM, organization=team.organization
+        )
+        NotificationFactory(recipient=user, team=team, at=DAY)
+
+    out = io.StringIO()
+    call_command("digests", "run", "--period", "daily", "--now", NOW.isoformat(), stdout=out)
+
+    summary = out.getvalue().strip().splitlines()[-1]
+    assert f"{DISABLE_AFTER_FAILURES} failed" in summary and "0 skipped" in summary, summary
+    assert not telegram_server.requests
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    listed = client.get(
+        "/admin/digests/digest/", {"status__exact": "failed", "channel": "telegram"}
+    )
+    assert listed.status_code == 200
+    assert listed.context["cl"].result_count == DISABLE_AFTER_FAILURES
+    one = Digest.objects.filter(channel="telegram").first()
+    page = client.get(f"/admin/digests/digest/{one.pk}/change/").content.decode()
+    assert "NOTIFLOW_SECRETS_KEYS" in page
+    records = [r for u in users for r in executions_list(profile_id=u.pk)]
+    assert {r.status for r in records} == {ExecutionStatus.FAILED}
+    assert all("NOTIFLOW_SECRETS_KEYS" in r.error for r in records)
+    bot.refresh_from_db()
+    assert not bot.enabled and "NOTIFLOW_SECRETS_KEYS" in bot.disabled_reason
+    told = Notification.objects.get(recipient=admin, title__contains="was turned off")
+    assert "NOTIFLOW_SECRETS_KEYS" in told.body
