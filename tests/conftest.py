@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 pytest_plugins = ["tests.servers.fixtures"]
+
+# `scripts/test` (so CI) runs the same examples every time: a property that fails there
+# failed for everyone, not for one seed. Run `HYPOTHESIS_PROFILE=explore scripts/test` to
+# draw new ones; a failure found that way becomes an `@example` or a strategy fix.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "explore"))
 
 
 @pytest.fixture(autouse=True)
