@@ -200,7 +200,7 @@ class DigestView:
         """The whole plain-text email: the long form, then the unsubscribe link."""
         text = self.long_text(form)
         if self.context.unsubscribe_url:
-            text += f"\nUnsubscribe from this digest: {self.context.unsubscribe_url}"
+            text += f"\nUnsubscribe from all digest emails: {self.context.unsubscribe_url}"
         return text + "\n"
 
     def email_html(self, form: LongForm = LongForm()) -> str:

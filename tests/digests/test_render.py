@@ -98,7 +98,7 @@ def test_the_email_is_long_and_links_to_inbox_preferences_and_next_digest():
     assert message.headers == {"X-Notiflow-Digest": CONTEXT.digest_key}
     assert message.unsubscribe_url == CONTEXT.unsubscribe_url
     assert message.text.startswith(message.body)
-    assert message.text.endswith(f"Unsubscribe from this digest: {CONTEXT.unsubscribe_url}\n")
+    assert message.text.endswith(f"Unsubscribe from all digest emails: {CONTEXT.unsubscribe_url}\n")
     assert "<h2" in message.html and "Growth</h2>" in message.html
     assert message.html.count(">unread</span>") == 10
     assert "…and 2 more" in message.html

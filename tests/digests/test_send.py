@@ -74,7 +74,7 @@ def test_three_notifications_one_email_and_a_second_run_sends_nothing(subscriber
     assert "Next digest: Tue 31 Mar 2026, 09:00 (Europe/Berlin)" in text
     assert "Digest settings: http://127.0.0.1:8000/preferences/" in text
     assert "Open your inbox: http://127.0.0.1:8000/" in text
-    assert "Unsubscribe from this digest: http://127.0.0.1:8000/unsubscribe/" in text
+    assert "Unsubscribe from all digest emails: http://127.0.0.1:8000/unsubscribe/" in text
     html = mail.part("text/html")
     assert "<strong>3 edits to Revenue dashboard (3 unread)</strong>" in html
     assert 'href="http://127.0.0.1:8000/preferences/"' in html

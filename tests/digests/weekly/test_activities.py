@@ -4,15 +4,22 @@ aiosmtpd server on loopback, step by step and end to end (in-process runner)."""
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from digests.builder import digest_build
+from digests.models import Digest
 from digests.weekly import activities, keys, workflows
 from digests.weekly.keys import TeamDataKey, UserDataKey
 from digests.weekly.types import OrganizationDigest, SuggestionReason
+from digests.windows import Period
 from notifications.models import Preference
+from tests.digests.factories import NotificationFactory
 from tests.digests.weekly.conftest import DIGEST, NOW, week_keys
 from tests.factories import MembershipFactory, TriggerFactory, UserFactory
 from workspace.models import Dashboard
@@ -225,3 +232,24 @@ def test_database_queries_do_not_grow_with_members(world, weekly_redis, smtp_ser
     after = queries_for_a_run()
     assert after == before
     assert len(smtp_server.messages) == 3 + 3 + 15
+
+
+def test_the_unsubscribe_link_says_it_stops_every_digest_email_and_does(
+    world, weekly_redis, smtp_server, client
+):
+    """One preference (digest × email) covers the weekly organization digest and the
+    person's own digest, so the weekly email's link says "all digest emails" — and
+    following it stops bob's daily digest email too."""
+    workflows.run_weekly_digest_inline(now=NOW)
+    text = mail_to(smtp_server, world.bob.email).part("text/plain")
+    found = re.search(r"Unsubscribe from all digest emails: (\S+)", text)
+    assert found, text
+    html = mail_to(smtp_server, world.bob.email).part("text/html")
+    assert ">Unsubscribe from all digest emails</a>" in html
+
+    assert client.get(urlsplit(found.group(1)).path).status_code == 200
+
+    day = datetime(2026, 3, 29, 12, tzinfo=UTC)
+    NotificationFactory(recipient=world.bob, team=world.web, at=day)
+    digest_build(period=Period.DAILY, now=datetime(2026, 3, 30, 9, 30, tzinfo=UTC))
+    assert not Digest.objects.filter(user=world.bob, channel="email").exists()
