@@ -52,6 +52,22 @@ def is_org_admin(user, organization_id: int | None) -> bool:
     ).exists()
 
 
+ROLE_RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
+
+
+def organization_roles(user) -> dict[int, str]:
+    """``{organization id: role}`` for each organization ``user`` belongs to: the highest
+    role of their memberships in its teams (so ``admin`` or ``owner`` means organization
+    admin, as :func:`is_org_admin` has it)."""
+    roles: dict[int, str] = {}
+    for org_id, role in Membership.objects.filter(user=user).values_list(
+        "team__organization_id", "role"
+    ):
+        if org_id not in roles or ROLE_RANK[role] > ROLE_RANK[roles[org_id]]:
+            roles[org_id] = role
+    return roles
+
+
 def deliveries_of(user) -> QuerySet[Delivery]:
     """Deliveries addressed to ``user``, plus every delivery of a trigger they own in a team
     they still belong to."""

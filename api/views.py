@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.health import service_health
+from api.permissions import organization_roles
 from api.serializers import MeSerializer, TeamSerializer
 from workspace.models import Team
 
@@ -51,5 +52,8 @@ class TeamsView(APIView):
             .select_related("organization")
             .order_by("organization__name", "name")
         )
-        roles = dict(request.user.memberships.values_list("team_id", "role"))
-        return Response(TeamSerializer(teams, many=True, context={"roles": roles}).data)
+        context = {
+            "roles": dict(request.user.memberships.values_list("team_id", "role")),
+            "organization_roles": organization_roles(request.user),
+        }
+        return Response(TeamSerializer(teams, many=True, context=context).data)

@@ -199,6 +199,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "ChannelEnum": "notifications.models.Channel",
+        "RoleEnum": "workspace.models.Role",
         "ChannelConfigTypeEnum": "api.channels.CHANNEL_CONFIG_TYPES",
     },
 }
