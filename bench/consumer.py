@@ -343,7 +343,6 @@ def consume_end_to_end(
     from notifications import stream
     from notifications.consumers import BatchPolicy, ConsumerLoop, EventProcessor
     from notifications.models import Notification, Trigger
-    from notifications.stream import TopicName
 
     reset_store()
     triggers = create_triggers(world, scenario)
@@ -367,7 +366,7 @@ def consume_end_to_end(
                 stop.set()  # the warm-up pass: enough
             return result
 
-    consumer = stream.build_consumer(stream.topic(TopicName.EVENTS), group_id=group(scenario))
+    consumer = stream.build_consumer(group_id=group(scenario))
     producer = stream.build_producer()
     loop = TimedLoop(consumer, producer, EventProcessor(), BatchPolicy(max_records=batch))
     stop = threading.Event()

@@ -27,7 +27,7 @@ from django.db import (
     transaction,
 )
 from django.utils import timezone
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -588,16 +588,21 @@ def is_transient(exc: Exception) -> bool:
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
-@dataclass
-class Strikes:
-    """Non-transient failures in a row, per partition, at the offset it is stuck on.
+class Strikes(ConsumerRebalanceListener):
+    """Non-transient failures in a row, per partition, at the offset it is stuck on, for as
+    long as the partition stays assigned to this consumer.
 
     Kept per partition so that a batch of another partition succeeding in between (polls
     alternate between partitions) does not reset a poison event's count, and without the
     error's text, so a poison event whose error changes between attempts still reaches
-    its limit."""
+    its limit. As the consumer's rebalance listener it forgets a partition that is revoked
+    or lost: when the partition comes back (after another consumer had it, or after this one
+    was evicted from the group) its count starts again, so an event is dead-lettered only
+    after failing ``BatchPolicy.poison_attempts`` times on the consumer that dead-letters it.
+    """
 
-    stuck: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.stuck: dict[tuple[str, int], tuple[int, int]] = {}
 
     def add(self, offsets: frozenset[tuple[str, int, int]]) -> int:
         """Count one more failure of a batch starting at ``offsets``; return the highest
@@ -607,17 +612,29 @@ class Strikes:
             self.stuck[(topic, partition)] = (offset, count + 1 if at == offset else 1)
         return max(self.stuck[(t, p)][1] for t, p, _ in offsets)
 
-    def reached(self, offsets: frozenset[tuple[str, int, int]], limit: int) -> bool:
-        return any(
-            at == o and count >= limit
+    def poisoned(
+        self, offsets: frozenset[tuple[str, int, int]], limit: int
+    ) -> frozenset[tuple[str, int]]:
+        """The partitions of a batch starting at ``offsets`` whose count at that offset
+        reached ``limit``."""
+        return frozenset(
+            (t, p)
             for t, p, o in offsets
             for at, count in [self.stuck.get((t, p), (-1, 0))]
+            if at == o and count >= limit
         )
 
     def clear(self, offsets: frozenset[tuple[str, int, int]]) -> None:
         """The batch went through: its partitions moved on."""
         for topic, partition, _ in offsets:
             self.stuck.pop((topic, partition), None)
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            self.stuck.pop((tp.topic, tp.partition), None)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Nothing to restore: a partition assigned again starts with no strikes."""
 
 
 def record_revision(records: Iterable[Any]) -> int:
@@ -638,11 +655,15 @@ class ConsumerLoop:
 
     A batch that fails is rewound and retried after a backoff. Transient errors (database or
     broker unreachable) are retried for as long as they last. Once a partition's batch has
-    failed ``policy.poison_attempts`` times in a row with any other error, the batch is
-    processed one event at a time and every event that still fails is dead-lettered with
-    the error as its ``reason``, so no event stalls its partition. Records that do not
-    decode are dead-lettered only once their batch went through, so retries of a failing
-    batch do not dead-letter them again.
+    failed ``policy.poison_attempts`` times in a row with any other error, that partition's
+    records are processed one event at a time and every event that still fails is
+    dead-lettered with the error as its ``reason``, so no event stalls its partition; the
+    other partitions of the poll are rewound and go through as a batch, with strikes of
+    their own. Records that do not decode are dead-lettered only once their batch went
+    through, so retries of a failing batch do not dead-letter them again.
+
+    The loop subscribes ``consumer`` (built without topics) to the events topic with its
+    :class:`Strikes` as the rebalance listener.
     """
 
     def __init__(
@@ -658,6 +679,7 @@ class ConsumerLoop:
         self.policy = policy
         self.dlq_topic = stream.topic(TopicName.EVENTS_DLQ)
         self.strikes = Strikes()
+        consumer.subscribe(topics=[stream.topic(TopicName.EVENTS)], listener=self.strikes)
 
     def run(self, stop: threading.Event, *, until_idle: bool = False) -> BatchResult:
         total = BatchResult()
@@ -671,11 +693,13 @@ class ConsumerLoop:
                     break
                 continue
             offsets = self._first_offsets(records)
+            poisoned = self.strikes.poisoned(offsets, self.policy.poison_attempts)
+            if poisoned:
+                self._rewind([r for r in records if (r.topic, r.partition) not in poisoned])
+                records = [r for r in records if (r.topic, r.partition) in poisoned]
+                offsets = self._first_offsets(records)
             try:
-                if self.strikes.reached(offsets, self.policy.poison_attempts):
-                    result = self.isolate(records)
-                else:
-                    result = self.handle(records)
+                result = self.isolate(records) if poisoned else self.handle(records)
             except Exception as exc:
                 self._failed(records, offsets, exc)
                 stop.wait(self.policy.retry_backoff_seconds)
@@ -716,8 +740,9 @@ class ConsumerLoop:
         return result
 
     def isolate(self, records: list[Any]) -> BatchResult:
-        """Process a poisoned batch one event per transaction; dead-letter each event whose
-        processing still raises a non-transient error, then commit past the batch.
+        """Process the records of poisoned partitions one event per transaction; dead-letter
+        each event whose processing still raises a non-transient error, then commit past them
+        (the poll's other partitions were rewound, so the commit leaves them where they were).
 
         A transient error propagates and the whole batch is retried (what was stored is
         replayed idempotently). Even when every event fails, each is dead-lettered with its

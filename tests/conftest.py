@@ -58,11 +58,10 @@ def drain():
 
     from notifications import stream
     from notifications.consumers import BatchResult, ConsumerLoop, EventProcessor
-    from notifications.stream import TopicName
 
     def run(expected: int, timeout: float = 60.0, processor=None) -> BatchResult:
         stream.ensure_topics()
-        consumer = stream.build_consumer(stream.topic(TopicName.EVENTS))
+        consumer = stream.build_consumer()
         producer = stream.build_producer()
         loop = ConsumerLoop(consumer, producer, processor or EventProcessor())
         total = BatchResult()

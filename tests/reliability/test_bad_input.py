@@ -235,7 +235,7 @@ def run_consumer(seconds: float) -> BatchResult:
     """The real consumer loop over this test's topic for ``seconds``, then stopped (a
     batch that keeps failing is rewound and retried, so it would never go idle)."""
     stop = threading.Event()
-    consumer = stream.build_consumer(stream.topic(TopicName.EVENTS))
+    consumer = stream.build_consumer()
     producer = stream.build_producer()
     loop = ConsumerLoop(
         consumer, producer, EventProcessor(), BatchPolicy(retry_backoff_seconds=0.5)

@@ -18,9 +18,16 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
+from kafka import TopicPartition
 
 from notifications import stream
-from notifications.consumers import DEFAULT_BATCH, EventProcessor
+from notifications.consumers import (
+    DEFAULT_BATCH,
+    BatchPolicy,
+    BatchResult,
+    ConsumerLoop,
+    EventProcessor,
+)
 from notifications.models import (
     Delivery,
     DeliveryStatus,
@@ -431,3 +438,140 @@ def test_an_undecodable_record_is_dead_lettered_once_however_often_its_batch_is_
     assert totals.dead_lettered == 1
     assert Notification.objects.filter(trigger=alert).count() == 5
     assert len(read_events(stream.topic(TopicName.EVENTS_DLQ), 5, deadline_s=5)) == 1
+
+
+QUICK_RETRIES = BatchPolicy(retry_backoff_seconds=0.1)
+POISONED, NEIGHBOUR = 0, 1  # partitions of the events topic
+
+
+def consume_until_caught_up(processor_for, *, timeout=60.0, **consumer_options) -> BatchResult:
+    """The real consumer loop over this test's topic until every assigned partition is read
+    to its end; ``processor_for(consumer)`` builds the processor (which may pause and
+    resume the consumer's partitions, from the loop's own thread)."""
+    stream.ensure_topics()
+    consumer = stream.build_consumer(**consumer_options)
+    producer = stream.build_producer()
+    loop = ConsumerLoop(consumer, producer, processor_for(consumer), QUICK_RETRIES)
+    stop = threading.Event()
+    timer = threading.Timer(timeout, stop.set)
+    timer.start()
+    try:
+        return loop.run(stop, until_idle=True)
+    finally:
+        timer.cancel()
+        producer.close(timeout=5)
+        consumer.close()
+
+
+def send_to_partition(partition, events):
+    producer = stream.shared_producer()
+    name = stream.topic(TopicName.EVENTS)
+    for future in [producer.send(name, value=e.encode(), partition=partition) for e in events]:
+        future.get(timeout=10)
+
+
+class PoisonBesideANeighbour(EventProcessor):
+    """Fails on events marked ``poison``. The neighbouring partition is held back (paused)
+    from the poison batch's first failure until its last, so the poll that takes the poison
+    apart brings the neighbour's events too; one of them fails its first attempt with a
+    non-transient error (as losing a unique-key race with another writer does) and passes
+    the next."""
+
+    def __init__(self, consumer, neighbours) -> None:
+        super().__init__()
+        self.consumer = consumer
+        self.neighbours = neighbours
+        self.poison_failures = 0
+        self.unlucky_attempts = 0
+
+    def process(self, events, **kwargs):
+        neighbour = TopicPartition(stream.topic(TopicName.EVENTS), NEIGHBOUR)
+        if any(e.properties.get("poison") for e in events):
+            self.poison_failures += 1
+            if self.poison_failures == 1:
+                self.consumer.pause(neighbour)
+                send_to_partition(NEIGHBOUR, self.neighbours)
+            if self.poison_failures == QUICK_RETRIES.poison_attempts:
+                self.consumer.resume(neighbour)
+            raise ValueError("cannot evaluate this event")
+        if any(e.properties.get("unlucky") for e in events):
+            self.unlucky_attempts += 1
+            if self.unlucky_attempts == 1:
+                raise ValueError("duplicate key value violates unique constraint")
+        return super().process(events, **kwargs)
+
+
+def test_only_the_poisoned_partition_is_taken_apart(team, member_of):
+    """The poll that takes a poisoned partition apart event by event also holds another
+    partition's events, which have failed nothing yet: they go through as a batch with
+    strikes of their own, and an event of theirs that fails once is retried, not
+    dead-lettered."""
+    alice = member_of(team)
+    alert = amount_over_100(team, [alice])
+    events = checkout_errors(team, [500] * 6)
+    poisoned, neighbours = events[:3], events[3:]
+    poisoned[0].properties["poison"] = True
+    neighbours[0].properties["unlucky"] = True
+    stream.ensure_topics()
+    send_to_partition(POISONED, poisoned)
+
+    totals = consume_until_caught_up(lambda consumer: PoisonBesideANeighbour(consumer, neighbours))
+
+    assert totals.dead_lettered == 1
+    assert set(Notification.objects.filter(trigger=alert).values_list("event_id", flat=True)) == {
+        e.id for e in events[1:]
+    }
+    [record] = read_events(stream.topic(TopicName.EVENTS_DLQ), 2, deadline_s=5)
+    assert record.value == poisoned[0].encode()
+
+
+def group_has_no_members() -> bool:
+    admin = stream.build_admin()
+    try:
+        [group] = admin.describe_groups([stream.consumer_group()]).values()
+    finally:
+        admin.close()
+    return not group["members"]
+
+
+class PoisonOutlastingItsMembership(EventProcessor):
+    """Fails on events marked ``poison``. The poison batch's second failure takes longer
+    than the consumer's poll interval (it returns once the group has evicted the consumer),
+    as a batch stuck on a slow database would; counts the batch's failures after that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_failures = 0
+        self.evicted = False
+        self.failures_after_eviction = 0
+
+    def process(self, events, **kwargs):
+        if any(e.properties.get("poison") for e in events):
+            if len(events) > 1:  # the whole batch, not the event-by-event pass
+                self.batch_failures += 1
+                self.failures_after_eviction += self.evicted
+                if self.batch_failures == 2:
+                    assert wait_for(group_has_no_members)
+                    self.evicted = True
+            raise ValueError("cannot evaluate this event")
+        return super().process(events, **kwargs)
+
+
+def test_strikes_start_again_when_the_partition_comes_back(team, member_of):
+    """A consumer evicted from its group loses its partitions; when it gets the poisoned
+    one back, the failures before do not count: the poison event is dead-lettered after
+    ``poison_attempts`` failures in the new assignment, never after one."""
+    alice = member_of(team)
+    alert = amount_over_100(team, [alice])
+    events = checkout_errors(team, [500] * 3)
+    events[0].properties["poison"] = True
+    stream.ensure_topics()
+    send_to_partition(POISONED, events)
+    processor = PoisonOutlastingItsMembership()
+
+    totals = consume_until_caught_up(lambda consumer: processor, max_poll_interval_ms=2_000)
+
+    assert processor.evicted
+    assert processor.failures_after_eviction == QUICK_RETRIES.poison_attempts
+    assert totals.dead_lettered == 1
+    assert Notification.objects.filter(trigger=alert).count() == 2

@@ -63,7 +63,6 @@ from notifications import rollup, stream, tasks
 from notifications.consumers import BatchPolicy, BatchResult, ConsumerLoop, EventProcessor
 from notifications.events import MAX_PROPERTIES_DEPTH
 from notifications.models import Delivery, DeliveryStatus, Notification, Outbox
-from notifications.stream import TopicName
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 from tests.notifications.test_delivery import slack_config
 from tests.reliability import model as m
@@ -238,7 +237,7 @@ class Pipeline(RuleBasedStateMachine):
         return self.base + self.offset
 
     def _start_consumer(self) -> None:
-        self.consumer = stream.build_consumer(stream.topic(TopicName.EVENTS))
+        self.consumer = stream.build_consumer()
         self.producer = stream.build_producer()
         self.loop = ConsumerLoop(
             self.consumer, self.producer, EventProcessor(clock=self.now), policy=QUICK_POLLS

@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        consumer = stream.build_consumer(stream.topic(TopicName.EVENTS))
+        consumer = stream.build_consumer()
         producer = stream.build_producer()
         loop = ConsumerLoop(
             consumer, producer, EventProcessor(), BatchPolicy(max_records=batch_size)
