@@ -1,0 +1,89 @@
+"""The web port of the local run: ``PORT`` (default 8000) reaches the Procfile's web process,
+and ``scripts/dev`` refuses a taken or impossible port in one line before it starts anything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _dev(port: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["scripts/dev"],
+        cwd=ROOT,
+        env={**os.environ, "PORT": port},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_taken_port_stops_scripts_dev_in_one_line_before_anything_starts():
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = _dev(str(port))
+    assert result.returncode == 1
+    assert result.stdout == ""  # no service started, nothing installed
+    assert result.stderr.splitlines() == [
+        f"notiflow: port {port} on 127.0.0.1 is taken by another program; "
+        "stop it or run PORT=<another port> scripts/dev"
+    ]
+
+
+@pytest.mark.parametrize("value", ["web", "0", "65536", "80 80"])
+def test_an_impossible_port_stops_scripts_dev_naming_it(value):
+    result = _dev(value)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"notiflow: PORT='{value}' must be a whole number from 1 to 65535"
+    ]
+
+
+def test_the_procfile_web_process_listens_on_the_port_honcho_gives_it(tmp_path):
+    """``scripts/dev`` runs ``honcho start -p $PORT``; the web line must follow it."""
+    port = _free_port()
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "-f", "Procfile", "start", "-p", str(port), "web"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/docs/", timeout=5) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                if honcho.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # the server is still starting; nothing else waits on it
+    finally:
+        os.killpg(honcho.pid, signal.SIGTERM)
+        output = honcho.communicate(timeout=30)[0]
+    assert f"Starting development server at http://127.0.0.1:{port}/" in output
