@@ -115,7 +115,9 @@ class TriggerChannelSerializer(serializers.Serializer):
 class TriggerDeliverySerializer(serializers.Serializer):
     """How matches reach people: ``instant``; ``rollup`` (one summary per window of
     ``window_seconds``, stretched to at most ``max_window_seconds`` and holding at most
-    ``max_items`` samples); or ``digest`` (only in the subscriber's digest)."""
+    ``max_items`` samples); or ``digest`` (no message of its own: an in-app notification for
+    each subscriber, gathered into their next digest; the trigger's other channels send
+    nothing)."""
 
     MODES = ("instant", "rollup", "digest")
     ROLLUP_ONLY = ("window_seconds", "max_window_seconds", "max_items")

@@ -20,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from api.permissions import teams_of
+from notifications.checks import DEFAULT_INTERVAL
 from notifications.models import Category, Channel, Notification, Trigger, TriggerKind
 from notifications.services import notification_unread_count, notification_visible
 from notifications.unsubscribe import preference_unsubscribe
@@ -278,6 +279,7 @@ def _trigger_form(request, trigger: Trigger | None):
             "actions": ACTIVITY_ACTIONS,
             "resource_types": RESOURCE_TYPES,
             "created": request.GET.get("created") == "1",
+            "default_interval_minutes": int(DEFAULT_INTERVAL.total_seconds() // 60),
             **resources,
         },
         nav="triggers",

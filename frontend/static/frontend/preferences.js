@@ -241,7 +241,7 @@ async function loadDeliveries() {
   }
   const deliveries = results(response.data).slice(0, 20);
   if (!deliveries.length) {
-    box.replaceChildren(Object.assign(document.createElement("p"), { className: "meta", textContent: "Nothing has been delivered to you yet." }));
+    box.replaceChildren(Object.assign(document.createElement("p"), { className: "meta", textContent: "Nothing has been delivered to you or by your triggers yet." }));
     return;
   }
   const table = document.createElement("table");
