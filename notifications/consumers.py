@@ -279,21 +279,28 @@ class EventProcessor:
 
         An event counts at its own time, or at ``now`` when the client stamped it later than
         that: one event from a clock set to tomorrow neither prunes today's matches nor
-        holds the trigger's next firing until tomorrow."""
+        holds the trigger's next firing until tomorrow.
+
+        Only events claimed by this call are judged. An event claimed before was counted,
+        and fired or not, in the transaction that claimed it, at the time stored then; a
+        replay judging it again at a later ``now`` would count a future-stamped event at a
+        new time, in a window it was never in, and could fire the trigger a second time."""
         if not counted:
             return []
         at = {
             trigger: {e.id: min(e.occurred_at, now) for e in events}
             for trigger, events in counted.items()
         }
-        for trigger, when in at.items():
-            claim_new_events(trigger.id, when)
+        new = {trigger: claim_new_events(trigger.id, when) for trigger, when in at.items()}
         fired = []
         for trigger, events in counted.items():
+            fresh = [e for e in events if e.id in new[trigger]]
+            if not fresh:
+                continue
             when = at[trigger]
             window = timedelta(minutes=trigger.window_minutes)
             state, _ = TriggerState.objects.select_for_update().get_or_create(trigger_id=trigger.id)
-            for event in sorted(events, key=lambda e: when[e.id]):
+            for event in sorted(fresh, key=lambda e: when[e.id]):
                 moment = when[event.id]
                 if state.last_fired_at and moment - state.last_fired_at < window:
                     continue

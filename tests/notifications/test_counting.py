@@ -144,3 +144,48 @@ def test_an_event_from_a_clock_set_to_tomorrow_does_not_block_the_count(team, me
     processor.process([event(clock[0])])
 
     assert Notification.objects.filter(trigger=trigger).count() == 1
+
+
+def test_a_future_stamped_event_replayed_a_window_later_does_not_fire_again(team, member_of):
+    """An event stamped 50 minutes ahead (ingestion allows an hour) counts when it is
+    first processed. A crash before the offset commit replays its batch 12 minutes later,
+    together with the two events that followed it: the replay adds nothing to the roll-up,
+    although at the replay's ``now`` the event falls in a window the later two fill, and
+    it does not hold back the trigger's next firing."""
+    from tests.factories import TriggerFactory
+
+    alice = member_of(team)
+    trigger = TriggerFactory(
+        team=team,
+        owner=alice,
+        kind="event_count",
+        config={"event": "checkout_error", "count": 2, "window_minutes": 10},
+        delivery={"mode": "rollup", "window_seconds": 3600},
+    )
+    now = timezone.now()
+
+    def event(minutes):
+        return Event(
+            name="checkout_error",
+            team_id=team.pk,
+            org_id=team.organization_id,
+            source=Source.INGEST,
+            occurred_at=now + timedelta(minutes=minutes),
+            properties={},
+        )
+
+    first, later = [event(-1), event(50)], [event(5), event(9)]
+    clock = [now]
+    processor = EventProcessor(clock=lambda: clock[0])
+    processor.process(first)
+    clock[0] = now + timedelta(minutes=9)
+    processor.process(later)
+    clock[0] = now + timedelta(minutes=12)
+    processor.process(first + later)
+    window = RollupWindow.objects.get(trigger=trigger)
+    assert window.count == 1
+
+    clock[0] = now + timedelta(minutes=14)
+    processor.process([event(14)])  # 3 in the 10 minutes to 14, 14 since the firing
+    window.refresh_from_db()
+    assert window.count == 2
