@@ -123,8 +123,9 @@ class WhyEventSerializer(serializers.Serializer):
 
 class WhySerializer(serializers.Serializer):
     """Why the caller sees a notification: the trigger (null for built-in activity,
-    announcements, and triggers deleted or in a team the caller left), its rule as one
-    sentence, the event that fired it, and the recipient reason stored with the row."""
+    announcements, a deleted trigger, and one in a team the caller is not in), its rule as
+    one sentence, the event that fired it, and the recipient reason stored with the row. A
+    notification of a team the caller left is not found (404)."""
 
     trigger = WhyTriggerSerializer(allow_null=True)
     rule = serializers.CharField()

@@ -217,6 +217,18 @@ def test_why_for_activity_has_no_trigger(client, user, team):
     assert why["reason"] == "You own this resource."
 
 
+def test_why_for_a_deleted_trigger_or_an_announcement_has_no_trigger(client, user, team):
+    """The schema's promise: null for built-in activity, announcements and deleted triggers."""
+    trigger = TriggerFactory(team=team, owner=user, config={"event": "checkout_error"})
+    fired = notify(user, team, trigger=trigger, reason="You subscribe to the trigger.")
+    announced = notify(user, team, category="announcement", reason="Sent to your organization.")
+    trigger.delete()
+    for row in (fired, announced):
+        why = client.get(f"{URL}{row.pk}/why/").json()
+        assert why["trigger"] is None, why
+        assert why["rule"] and why["reason"] == row.reason
+
+
 def test_why_is_not_found_for_a_team_the_caller_left(client, user):
     other_team = TeamFactory()
     trigger = TriggerFactory(team=other_team, config={"event": "secret_event"})

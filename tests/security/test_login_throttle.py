@@ -109,3 +109,18 @@ def test_the_lockout_ends_when_the_cool_off_has_passed(ada, settings):
     assert fail(client, "ada", 1) == [200]  # a fresh count, not a lockout
     assert sign_in(client, "ada", PASSWORD).status_code == 302
     assert signed_in_as(client) == "ada"
+
+
+def test_each_attempt_during_the_lockout_starts_the_wait_again(ada, settings):
+    """The locked-out page: "Each new attempt while it is paused starts the wait again."
+    An attempt 2.5 s into a 4 s cool-off pushes its end past the original 4 s."""
+    settings.AXES_COOLOFF_TIME = timedelta(seconds=4)
+    client = Client()
+    assert fail(client, "ada", 5)[-1] == 429
+    time.sleep(2.5)
+    assert fail(client, "ada", 1) == [429]  # restarts the wait
+    time.sleep(2.5)  # 5 s since the lockout began: the original wait is over
+    assert sign_in(client, "ada", PASSWORD).status_code == 429  # and restarts it again
+    time.sleep(4.5)  # a whole cool-off with no attempt
+    assert sign_in(client, "ada", PASSWORD).status_code == 302
+    assert signed_in_as(client) == "ada"
