@@ -5,15 +5,18 @@ The sentences are in ``frontend/templates/frontend/trigger_form.html`` and the s
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import Client
 
 from digests.runs import digest_run
 from digests.windows import Period
 from notifications.checks import run_due_checks
 from notifications.models import Delivery, Notification, TriggerCheck
+from notifications.tasks import flush_rollups
 from tests.factories import DashboardFactory, InsightFactory
 from tests.notifications.test_delivery import slack_config
 from workspace.models import FeatureFlag
@@ -167,7 +170,7 @@ def test_digest_mode_sends_nothing_of_its_own_and_the_next_digest_carries_it(
 def test_a_check_left_without_an_interval_runs_as_often_as_the_form_says(client, team, owner):
     """The form's "Check every (minutes)" shows the interval a check gets when the field is
     left empty, and the scheduler keeps it."""
-    page = client_page(client, owner)
+    page = form_page(owner)
     shown = re.search(r'id="f-interval"[^>]*placeholder="(\d+)"', page)
     assert shown, "the interval field shows no default"
     minutes = int(shown.group(1))
@@ -186,11 +189,36 @@ def test_a_check_left_without_an_interval_runs_as_often_as_the_form_says(client,
     assert not Notification.objects.filter(trigger_id=trigger["id"]).exists()
 
 
-def client_page(api_client, user) -> str:
-    from django.test import Client
-
+def form_page(user) -> str:
     browser = Client()
     browser.force_login(user)
     response = browser.get("/triggers/new/")
     assert response.status_code == 200
     return response.content.decode()
+
+
+def test_a_roll_up_closes_early_at_max_items_with_the_summary_the_form_quotes(
+    client, team, owner, drain, slack_server
+):
+    """Schema: a window is "closed early once ``max_items`` matches arrived", its summary
+    keeping at most 5 sample lines; the form quotes the summary as Slack gets it."""
+    slack_config(team)
+    create_trigger(
+        client,
+        team,
+        name="Checkout errors",
+        config={"event": "checkout_error"},
+        channels=[{"type": "slack", "target": "#alerts"}],
+        delivery={"mode": "rollup", "window_seconds": 3600, "max_items": 7},
+    )
+    ingest(client, team, *({"amount": i} for i in range(7)))
+    drain(expected=7)
+    assert flush_rollups() == 1  # well inside the hour: max_items closed it
+    [post] = slack_server.posts
+    quoted = re.search(
+        r"“seen ([\d,]+ times between \d\d:\d\d and \d\d:\d\d UTC)”", form_page(owner)
+    )
+    assert quoted, "the form quotes no summary"
+    assert re.search(r"checkout_error seen 7 times between \d\d:\d\d and \d\d:\d\d UTC", post.text)
+    blocks = json.dumps(post.blocks)
+    assert 1 <= blocks.count("amount=") <= 5, post.blocks
