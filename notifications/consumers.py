@@ -283,8 +283,13 @@ class EventProcessor:
         return by_subject
 
     def _check_match(self, event: Event) -> list[Match]:
-        """A scheduled check fired: its trigger's subscribers hear about it."""
-        trigger = self.triggers.index.by_id.get(event.properties.get("trigger_id"))
+        """A scheduled check fired: its trigger's subscribers hear about it. The id is the
+        check's own integer; anything else (a list, text, a float, ``true``) names no
+        trigger, since check events may come from any producer of the topic."""
+        trigger_id = event.properties.get("trigger_id")
+        if not isinstance(trigger_id, int) or isinstance(trigger_id, bool):
+            return []
+        trigger = self.triggers.index.by_id.get(trigger_id)
         if trigger is None or trigger.team_id != event.team_id:
             return []
         return [self._trigger_match(event, trigger)]

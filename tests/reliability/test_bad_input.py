@@ -326,6 +326,37 @@ def test_odd_types_and_stored_out_of_bound_triggers_do_not_fail_the_batch(team, 
 
 
 @pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_check_event_whose_trigger_id_is_not_a_number_matches_nothing(team, member_of, drain):
+    """Another producer's check events carry a list, an object, text and a float where the
+    trigger's id goes: they match no trigger (no retry, no dead letter), and the real check
+    event in the same batch notifies the trigger's subscriber."""
+    reader = member_of(team)
+    trigger = TriggerFactory(
+        team=team, owner=reader, kind="insight_threshold", config={"insight_id": 999, "upper": 1}
+    )
+    stream.ensure_topics()
+
+    def check(trigger_id):
+        return Event(
+            name="check.insight_threshold",
+            team_id=team.pk,
+            org_id=team.organization_id,
+            source=Source.CHECK,
+            occurred_at=timezone.now(),
+            properties={"trigger_id": trigger_id, "summary": "above 1"},
+        )
+
+    odd = [check([trigger.pk]), check({"id": trigger.pk}), check(str(trigger.pk))]
+    odd.append(check(float(trigger.pk)))
+    real = check(trigger.pk)
+    stream.publish_events([*odd, real])
+    result = drain(expected=5, timeout=30)
+    assert (result.events, result.dead_lettered) == (5, 0)
+    assert list(Notification.objects.values_list("event_id", "recipient")) == [(real.id, reader.pk)]
+
+
+@pytest.mark.integration
 def test_after_every_bad_request_only_the_good_event_is_on_the_topic(client, team):
     """The same bad bodies against the real broker: the topic holds the one good event."""
     stream.ensure_topics()
