@@ -264,6 +264,15 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Celery's per-task INFO lines about the periodic tasks (beat sends flush_rollups every
+    # second) are dropped; see config/logfilters.py.
+    "filters": {"quiet_periodic_tasks": {"()": "config.logfilters.QuietPeriodicTasks"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"kafka": {"level": "WARNING"}},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        **{
+            name: {"filters": ["quiet_periodic_tasks"]}
+            for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+        },
+    },
 }

@@ -92,6 +92,7 @@ ORG_CHANNELS = ("slack", "webhook", "telegram")
 class SendResult:
     status: str
     retry_in: float | None = None
+    detail: str = ""  # why it failed, was skipped or waits for a retry
 
 
 def delivery_claim(*, delivery_id: int, now: datetime) -> Delivery | None:
@@ -182,10 +183,10 @@ def delivery_send(
                 status=DeliveryStatus.FAILED, last_error=str(exc), updated_at=now
             ):
                 _delivery_channel_failed(delivery, str(exc), now)
-        return SendResult(DeliveryStatus.FAILED)
+        return SendResult(DeliveryStatus.FAILED, detail=str(exc))
     except ChannelNotConfigured as exc:
         _ours(delivery).update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
-        return SendResult(DeliveryStatus.SKIPPED)
+        return SendResult(DeliveryStatus.SKIPPED, detail=str(exc))
     return _record(delivery, outcome, now, policy)
 
 
@@ -221,12 +222,12 @@ def _record(
                 updated_at=now,
             ):
                 return None
-            return SendResult(DeliveryStatus.QUEUED, retry_in=wait)
+            return SendResult(DeliveryStatus.QUEUED, retry_in=wait, detail=outcome.detail)
         if not row.update(status=DeliveryStatus.FAILED, last_error=outcome.detail, updated_at=now):
             return None
         if outcome.result == Result.FAILED:
             _delivery_channel_failed(delivery, outcome.detail, now)
-        return SendResult(DeliveryStatus.FAILED)
+        return SendResult(DeliveryStatus.FAILED, detail=outcome.detail)
 
 
 def _channel_succeeded(delivery: Delivery) -> None:

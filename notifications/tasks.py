@@ -9,6 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from notifications import checks, delivery, rollup, stream
+from notifications.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,19 @@ def deliver(delivery_id: int) -> str | None:
     if result is None:
         return None
     if result.retry_in is not None:
+        log.info(
+            "delivery %s not sent yet (%s); next attempt in %.0f s",
+            delivery_id,
+            result.detail,
+            result.retry_in,
+        )
         deliver.apply_async((delivery_id,), countdown=result.retry_in)
+    elif result.status == DeliveryStatus.FAILED:
+        log.warning("delivery %s failed: %s", delivery_id, result.detail)
+    elif result.status == DeliveryStatus.SKIPPED:
+        log.info("delivery %s skipped: %s", delivery_id, result.detail)
+    else:
+        log.info("delivery %s sent", delivery_id)
     return result.status
 
 

@@ -57,7 +57,7 @@ def weekly_digest_tick(now: str | None = None) -> None:
         return
     digest = Digest.for_week(moment)
     if not activities.claim_scheduled_run(digest):
-        log.info("weekly digest %s already started or done this week", digest.key)
+        log.debug("weekly digest %s already started or done this week", digest.key)
         return
     workflows.run_weekly_digest(now=moment)
 
