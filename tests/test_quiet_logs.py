@@ -15,9 +15,10 @@ from celery.beat import ScheduleEntry, Scheduler
 from django.utils import timezone
 
 from config.celery import app
-from notifications.models import Delivery, DeliveryStatus, RollupWindow
+from notifications.models import ChannelConfig, Delivery, DeliveryStatus, RollupWindow
 from notifications.schedule import PERIODIC
-from notifications.tasks import flush_rollups, recover_deliveries, relay_outbox
+from notifications.secrets import encrypt
+from notifications.tasks import deliver, flush_rollups, recover_deliveries, relay_outbox
 from tests.factories import TriggerFactory
 from tests.notifications.test_delivery import slack_config, wait_for
 from tests.servers.worker import celery_worker
@@ -56,6 +57,41 @@ def test_the_worker_logs_the_deliveries_not_the_housekeeping_that_made_them(
     assert "Task notifications.tasks.deliver[" in log  # a task that is not periodic
     for task in ("relay_outbox", "recover_deliveries", "flush_rollups"):
         assert task not in log, log
+
+
+def test_each_delivery_logs_how_it_went(team, slack_server, caplog):
+    caplog.set_level(logging.INFO)
+
+    def send(key: str) -> int:
+        row = Delivery.objects.create(
+            idempotency_key=key,
+            channel="slack",
+            destination="#alerts",
+            team=team,
+            message={"title": "Checkout errors"},
+        )
+        deliver(row.pk)
+        return row.pk
+
+    skipped = send("no-slack-yet")
+    slack_config(team)
+    sent = send("fine")
+    slack_server.rate_limit_next(retry_after=30)
+    waiting = send("rate-limited")
+    ChannelConfig.objects.update(secret_encrypted=encrypt("xoxb-revoked"))
+    failed = send("revoked")
+
+    lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "notifications.tasks"
+    ]
+    assert [(level, text.split(":")[0].split(" (")[0]) for level, text in lines] == [
+        ("INFO", f"delivery {skipped} skipped"),
+        ("INFO", f"delivery {sent} sent"),
+        ("INFO", f"delivery {waiting} not sent yet"),
+        ("WARNING", f"delivery {failed} failed"),
+    ]
+    assert lines[2][1].endswith("; next attempt in 30 s"), lines[2]
+    assert "invalid_auth" in lines[3][1], lines[3]
 
 
 def test_beat_sends_the_periodic_tasks_without_a_line(caplog):
