@@ -43,7 +43,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from api.errors import FIELD_ERRORS, FlatErrorsMixin
+from api.errors import FIELD_ERRORS, FlatErrorsMixin, flat_errors
 from api.permissions import CallerTeamField, TeamScopedViewSet
 from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, Trigger, TriggerKind
@@ -165,16 +165,47 @@ class UserIdsField(serializers.ListField):
         return sorted(user.pk for user in manager.all())
 
 
-class TriggerSerializer(serializers.ModelSerializer):
-    """A trigger as the API reads and writes it. ``config`` is checked against ``kind`` by
-    :func:`validate_config`; ``subscribers`` must be members of the trigger's team; an
-    empty subscriber list means the owner alone."""
+class TriggerDestinationSerializer(serializers.Serializer):
+    """A trigger's ``channels`` and ``delivery``, and the one place their rules live: the
+    API's :class:`TriggerSerializer` declares them by inheriting from this, and the admin
+    checks them with it (``Trigger.clean``), so both refuse the same bodies with the same
+    messages."""
 
-    team = CallerTeamField()
     channels = TriggerChannelSerializer(
         many=True, required=False, allow_empty=False, max_length=MAX_CHANNELS
     )
     delivery = TriggerDeliverySerializer(required=False)
+
+    def validate_channels(self, channels):
+        seen: dict[tuple[str, str], int] = {}
+        errors = {}
+        for index, channel in enumerate(channels):
+            key = (channel["type"], channel.get("target", ""))
+            if key in seen:
+                errors[index] = [f"duplicates channels[{seen[key]}]"]
+            seen.setdefault(key, index)
+        if errors:
+            raise ValidationError(errors)
+        return [dict(channel) for channel in channels]
+
+    def validate_delivery(self, delivery):
+        return dict(delivery)
+
+
+def destination_errors(channels: Any, delivery: Any) -> dict[str, list[str]]:
+    """What the API answers about these ``channels`` and ``delivery``, as body-path errors
+    (``{"channels[0].target": [...]}``); empty when it would accept them."""
+    serializer = TriggerDestinationSerializer(data={"channels": channels, "delivery": delivery})
+    return {} if serializer.is_valid() else flat_errors(serializer.errors)
+
+
+class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerializer):
+    """A trigger as the API reads and writes it. ``config`` is checked against ``kind`` by
+    :func:`validate_config`; ``channels`` and ``delivery`` by the rules the admin applies
+    too; ``subscribers`` must be members of the trigger's team; an empty subscriber list
+    means the owner alone."""
+
+    team = CallerTeamField()
     subscribers = UserIdsField(required=False)
 
     class Meta:
@@ -200,21 +231,6 @@ class TriggerSerializer(serializers.ModelSerializer):
                 "error_messages": {"invalid_choice": _choices_message("kind", TriggerKind.values)}
             }
         }
-
-    def validate_channels(self, channels):
-        seen: dict[tuple[str, str], int] = {}
-        errors = {}
-        for index, channel in enumerate(channels):
-            key = (channel["type"], channel.get("target", ""))
-            if key in seen:
-                errors[index] = [f"duplicates channels[{seen[key]}]"]
-            seen.setdefault(key, index)
-        if errors:
-            raise ValidationError(errors)
-        return [dict(channel) for channel in channels]
-
-    def validate_delivery(self, delivery):
-        return dict(delivery)
 
     def to_internal_value(self, data):
         """Report config errors together with field errors, so a form learns everything

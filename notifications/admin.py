@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 
@@ -5,8 +6,26 @@ from notifications import models, services
 from notifications.secrets import encrypt
 
 
+class TriggerForm(forms.ModelForm):
+    """The model checks the config (``Trigger.clean``); channels and delivery are checked
+    here by the API's own serializer (``api.triggers.destination_errors``), so the admin
+    stores nothing the API would refuse. Each message names its path in the field."""
+
+    def clean(self):
+        from api.triggers import destination_errors
+
+        cleaned = super().clean()
+        if "channels" in cleaned and "delivery" in cleaned:
+            errors = destination_errors(cleaned["channels"], cleaned["delivery"])
+            for path, messages in errors.items():
+                field = path.split(".")[0].split("[")[0]
+                self.add_error(field, [f"{path}: {message}" for message in messages])
+        return cleaned
+
+
 @admin.register(models.Trigger)
 class TriggerAdmin(admin.ModelAdmin):
+    form = TriggerForm
     list_display = ["name", "team", "kind", "event_name", "owner", "enabled", "snoozed_until"]
     list_filter = ["kind", "enabled", "team__organization", "team"]
     search_fields = ["name", "event_name", "owner__username", "team__name"]

@@ -1,14 +1,16 @@
 """The operators' admin actions on notifications, as staff through the Django test client:
 retrying failed deliveries (they really go out again, to the local SMTP server) and
-disabling triggers."""
+disabling triggers, and refusing the channels and delivery settings the API refuses."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from notifications.models import DeliveryStatus, Trigger
 from tests.digests.factories import DeliveryFactory
-from tests.factories import TriggerFactory, UserFactory
+from tests.factories import TeamFactory, TriggerFactory, UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -67,3 +69,71 @@ def test_disable_turns_the_selected_triggers_off(staff_client):
 
     assert "Disabled 1 trigger(s)." in response.content.decode()
     assert set(Trigger.objects.filter(enabled=True)) == {untouched}
+
+
+def trigger_form(team, owner, **fields):
+    return {
+        "team": team.pk,
+        "owner": owner.pk,
+        "name": "Checkout errors",
+        "kind": "event",
+        "config": json.dumps({"event": "checkout_error"}),
+        "channels": json.dumps([{"type": "in_app"}]),
+        "delivery": json.dumps({"mode": "instant"}),
+        "enabled": "on",
+        "snoozed_until_0": "",
+        "snoozed_until_1": "",
+    } | {key: json.dumps(value) for key, value in fields.items()}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        (
+            {"delivery": {"mode": "rollup", "window_seconds": 10**9}},
+            "delivery.window_seconds: Ensure this value is less than or equal to 86400.",
+        ),
+        (
+            {"delivery": {"mode": "instant", "max_items": 5}},
+            "delivery.max_items: only applies to rollup, not instant",
+        ),
+        (
+            {"channels": [{"type": "slack", "target": "everyone"}]},
+            "channels[0].target: slack needs a channel like &#x27;#alerts&#x27;",
+        ),
+        (
+            {"channels": [{"type": "in_app"}] * 11},
+            "channels: Ensure this field has no more than 10 elements.",
+        ),
+        (
+            {"channels": [{"type": "sms"}]},
+            "channels[0].type: unknown channel type &#x27;sms&#x27;",
+        ),
+    ],
+)
+def test_the_admin_refuses_channels_and_delivery_the_api_refuses(staff_client, fields, error):
+    team, owner = TeamFactory(), UserFactory()
+
+    response = staff_client.post(
+        "/admin/notifications/trigger/add/", trigger_form(team, owner, **fields)
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert error in response.content.decode()
+    assert not Trigger.objects.exists()
+
+
+def test_the_admin_stores_a_rollup_the_api_accepts(staff_client):
+    team, owner = TeamFactory(), UserFactory()
+    delivery = {"mode": "rollup", "window_seconds": 300}
+
+    response = staff_client.post(
+        "/admin/notifications/trigger/add/",
+        trigger_form(
+            team, owner, delivery=delivery, channels=[{"type": "slack", "target": "#ops"}]
+        ),
+    )
+
+    assert response.status_code == 302, response.content.decode()
+    trigger = Trigger.objects.get()
+    assert (trigger.delivery, trigger.channels) == (delivery, [{"type": "slack", "target": "#ops"}])
