@@ -49,10 +49,10 @@ from api.permissions import (
     is_org_admin,
 )
 from notifications import services
+from notifications.channels import slack
 from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, ChannelConfig
 
-SLACK_TARGET = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
 TELEGRAM_CHAT = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 SLACK_TOKEN = re.compile(r"^xox[a-z]-[A-Za-z0-9-]+$")
 TELEGRAM_TOKEN = re.compile(r"^[0-9]{3,}:[A-Za-z0-9_-]{20,}$")
@@ -77,10 +77,8 @@ def _config_errors(kind: str, config: dict[str, Any]) -> dict[str, list[str]]:
     target = config.get("default_target")
     if target is not None and not isinstance(target, str):
         errors["config.default_target"] = ["must be a string"]
-    elif target and kind == Channel.SLACK and not SLACK_TARGET.match(target):
-        errors["config.default_target"] = [
-            "slack needs a channel like '#alerts' or a channel id like 'C0123ABC'"
-        ]
+    elif target and kind == Channel.SLACK and not slack.TARGET.fullmatch(target):
+        errors["config.default_target"] = [slack.TARGET_FORMAT]
     elif target and kind == Channel.TELEGRAM and not TELEGRAM_CHAT.match(target):
         errors["config.default_target"] = ["must be a chat id like -1001234567890 or @channel"]
     if kind == Channel.WEBHOOK:

@@ -28,7 +28,6 @@ values, lists of filters, values, resource types, channels and subscribers).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -45,6 +44,7 @@ from rest_framework.response import Response
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin, flat_errors
 from api.permissions import CallerTeamField, TeamScopedViewSet
+from notifications.channels import slack
 from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, Trigger, TriggerKind
 from notifications.triggers import (
@@ -65,7 +65,6 @@ EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
 DEFAULT_CHANNELS = ({"type": Channel.IN_APP},)
 DEFAULT_DELIVERY = {"mode": "instant"}
 MAX_TEST_EVENTS = 100
-SLACK_TARGET = re.compile(r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,})$")
 
 
 def _choices_message(noun: str, choices: Iterable[str]) -> str:
@@ -96,10 +95,8 @@ class TriggerChannelSerializer(serializers.Serializer):
         if kind is None:  # a PATCH skips "required" checks in nested bodies
             raise ValidationError({"type": ["This field is required."]})
         target = attrs.get("target")
-        if kind == Channel.SLACK and not (target and SLACK_TARGET.fullmatch(target)):
-            raise ValidationError(
-                {"target": ["slack needs a channel like '#alerts' or a channel id like 'C0123ABC'"]}
-            )
+        if kind == Channel.SLACK and not (target and slack.TARGET.fullmatch(target)):
+            raise ValidationError({"target": [slack.TARGET_FORMAT]})
         if kind == Channel.IN_APP and target:
             raise ValidationError({"target": ["in_app has no target"]})
         if kind == Channel.EMAIL and target:

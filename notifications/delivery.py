@@ -83,7 +83,6 @@ class ClaimLease:
 
 RETRY = RetryPolicy()
 SENDING_LEASE = ClaimLease()
-SENDING_TIMEOUT = SENDING_LEASE.duration  # the digest sender's lease has the same length
 DISABLE_AFTER_FAILURES = 5
 ORG_CHANNELS = ("slack", "webhook", "telegram")
 

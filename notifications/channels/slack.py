@@ -53,6 +53,11 @@ TRANSIENT_ERRORS = frozenset(
 # answer it could not read.
 SLACK_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]*")
 
+TARGET = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,}")
+"""Where a Slack message may go, as the API accepts it (a trigger's target, a channel's
+``default_target``): a channel name or a channel id. Compare with ``fullmatch``."""
+TARGET_FORMAT = "slack needs a channel like '#alerts' or a channel id like 'C0123ABC'"
+
 
 @dataclass(frozen=True)
 class SlackLimits:

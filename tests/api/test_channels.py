@@ -109,6 +109,8 @@ def test_a_webhook_gets_a_secret_shown_exactly_once(client, org):
         ({"type": "slack", "secret": None}, "secret"),
         ({"type": "slack", "secret": "not-a-token"}, "secret"),
         ({"type": "slack", "config": {"default_target": "alerts"}}, "config.default_target"),
+        # as a trigger's Slack target refuses it: one pattern, matched whole
+        ({"type": "slack", "config": {"default_target": "#alerts\n"}}, "config.default_target"),
         ({"type": "slack", "config": {"channel": "#x"}}, "config.channel"),
         ({"type": "telegram", "secret": "nope", "config": {}}, "secret"),
         ({"type": "sms"}, "type"),

@@ -19,6 +19,7 @@ from notifications.events import Event, Source
 from notifications.models import Notification, Preference, Trigger
 from notifications.stream import TopicName
 from tests.factories import InsightFactory, TriggerFactory
+from tests.servers.worker import subprocess_database_url
 from workspace.activity import acting_as, subscription_delivered
 from workspace.models import Subscription
 
@@ -210,13 +211,11 @@ def test_an_expired_trigger_cache_sees_a_new_trigger_in_the_next_batch(team, mem
 
 
 def _consumer_process(env_overrides):
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
     from django.conf import settings
 
     env = {
         **os.environ,
-        "DATABASE_URL": url,
+        "DATABASE_URL": subprocess_database_url(),
         "NOTIFLOW_TOPIC_PREFIX": settings.NOTIFLOW_TOPIC_PREFIX,
         **env_overrides,
     }
