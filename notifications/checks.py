@@ -29,7 +29,12 @@ from django.utils import timezone
 from notifications.events import Event, Source, Subject
 from notifications.models import Outbox, Trigger, TriggerCheck, TriggerKind
 from notifications.outbox import nudge_relay_after_commit, resource_url
-from notifications.triggers import ThresholdState, threshold_state, usable_config
+from notifications.triggers import (
+    ThresholdState,
+    threshold_measure,
+    threshold_state,
+    usable_config,
+)
 from workspace.models import Cohort, Experiment, Insight
 
 log = logging.getLogger(__name__)
@@ -75,19 +80,32 @@ def _insight(config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | 
     if insight.last_value is None:
         raise CheckError(f"insight “{insight.name}” has no value yet")
     value = insight.last_value
+    change = config.get("change", "absolute")
+    before = previous.value if previous else None
     state = threshold_state(
         value=value,
-        previous=previous.value if previous else None,
+        previous=before,
         upper=config.get("upper"),
         lower=config.get("lower"),
-        change=config.get("change", "absolute"),
+        change=change,
     )
-    side = "above" if config.get("upper") is not None and value > config["upper"] else "below"
+    measured = threshold_measure(value=value, previous=before, change=change)
+    if measured is None:
+        measured, change = value, "absolute"
+    side = "above" if config.get("upper") is not None and measured > config["upper"] else "below"
     bound = config.get("upper") if side == "above" else config.get("lower")
+    if change == "relative":
+        limit = f"{bound:+.0%}" if isinstance(bound, int | float) else str(bound)
+        summary = (
+            f"“{insight.name}” changed by {measured:+.0%} since the last check, to {value:g}: "
+            f"{side} {limit}"
+        )
+    else:
+        summary = f"“{insight.name}” is {value:g}, {side} {bound}"
     return Outcome(
         state=state,
         value=value,
-        summary=f"“{insight.name}” is {value:g}, {side} {bound}",
+        summary=summary,
         subject=Subject(
             "insight", str(insight.pk), insight.name, resource_url("insight", str(insight.pk))
         ),

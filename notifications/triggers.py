@@ -725,6 +725,19 @@ class ThresholdState(TextChoices):
     SNOOZED = "snoozed"
 
 
+def threshold_measure(
+    *, value: float, previous: float | None, change: str = "absolute"
+) -> float | None:
+    """What an insight's bounds are compared with: the value itself, or (``relative``) its
+    change since the previous check as a fraction of it (0.2 is +20 %); None when there is
+    no previous value to compare with."""
+    if change != "relative":
+        return value
+    if previous in (None, 0):
+        return None
+    return (value - previous) / abs(previous)
+
+
 def threshold_state(
     *,
     value: float,
@@ -734,11 +747,9 @@ def threshold_state(
     change: str = "absolute",
 ) -> ThresholdState:
     """Whether an insight value is outside its bounds (relative: change vs ``previous``)."""
-    measured = value
-    if change == "relative":
-        if previous in (None, 0):
-            return ThresholdState.NOT_FIRING
-        measured = (value - previous) / abs(previous)
+    measured = threshold_measure(value=value, previous=previous, change=change)
+    if measured is None:
+        return ThresholdState.NOT_FIRING
     if upper is not None and measured > upper:
         return ThresholdState.FIRING
     if lower is not None and measured < lower:

@@ -222,3 +222,30 @@ def test_a_roll_up_closes_early_at_max_items_with_the_summary_the_form_quotes(
     assert re.search(r"checkout_error seen 7 times between \d\d:\d\d and \d\d:\d\d UTC", post.text)
     blocks = json.dumps(post.blocks)
     assert 1 <= blocks.count("amount=") <= 5, post.blocks
+
+
+def test_a_relative_threshold_is_a_fraction_as_the_form_says_and_the_alert_names_the_change(
+    client, team, owner, drain
+):
+    """ "Compare: the change since the last check, as a fraction (0.2 = +20 %)": a rise of
+    30 % passes an upper bound of 0.2, one of 10 % does not, and the alert says the change."""
+    assert "as a fraction (0.2 = +20 %)" in form_page(owner)
+    insight = InsightFactory(team=team, created_by=owner, name="Signups", last_value=100)
+    create_trigger(
+        client,
+        team,
+        kind="insight_threshold",
+        config={
+            "insight_id": insight.pk,
+            "upper": 0.2,
+            "change": "relative",
+            "interval_minutes": 5,
+        },
+    )
+    start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    for minutes, value in ((0, 100), (5, 110), (10, 143)):
+        type(insight).objects.filter(pk=insight.pk).update(last_value=value)
+        assert run_due_checks(now=start + timedelta(minutes=minutes)) == 1
+    drain(expected=2)  # the insight's creation, one transition into firing
+    [note] = inbox(client, owner)
+    assert "“Signups” changed by +30% since the last check, to 143: above +20%" in note["title"]
