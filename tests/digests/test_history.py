@@ -1,5 +1,6 @@
 """Schedules' last_run and the execution history, in a real Redis."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -111,10 +112,24 @@ def test_history_older_than_seven_days_is_trimmed_from_the_indexes(settings):
     assert [r.execution_id for r in history.executions_list(profile_id=7)] == [fresh.execution_id]
 
 
-def test_a_redis_outage_costs_history_not_the_digest(subscriber, smtp_server, settings):
+def test_a_redis_outage_costs_history_not_the_digest(
+    subscriber, smtp_server, settings, caplog, api_client
+):
+    """digests/README: "If Redis is down, writers log a warning and the digests still go
+    out; the history endpoints answer 503"."""
     user, team = subscriber()
     NotificationFactory(recipient=user, team=team, at=DAY)
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    summary = digest_run(period=Period.DAILY, now=NOW)
+    with caplog.at_level(logging.WARNING, logger="digests.history"):
+        summary = digest_run(period=Period.DAILY, now=NOW)
     assert summary.send.sent == 1
     assert len(smtp_server.messages) == 1
+    assert any("could not write" in r.getMessage() for r in caplog.records), caplog.text
+    api_client.force_authenticate(user)
+    for path in ("/api/digest/executions", f"/api/digest/executions/{user.pk}"):
+        response = api_client.get(path)
+        assert response.status_code == 503, (path, response.content)
+        assert "execution history is unavailable" in response.json()["detail"]
+    schedules = api_client.get("/api/digest/schedules")
+    assert schedules.status_code == 503
+    assert "schedule history is unavailable" in schedules.json()["detail"]
