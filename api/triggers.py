@@ -114,7 +114,8 @@ class TriggerDeliverySerializer(serializers.Serializer):
     ``window_seconds``, stretched to at most ``max_window_seconds``, closed early once
     ``max_items`` matches arrived; the summary keeps at most 5 sample lines); or
     ``digest`` (no message of its own: an in-app notification for each subscriber,
-    gathered into their next digest; the trigger's other channels send nothing)."""
+    gathered into their next digest if they get digests; the trigger's other channels
+    send nothing)."""
 
     MODES = ("instant", "rollup", "digest")
     ROLLUP_ONLY = ("window_seconds", "max_window_seconds", "max_items")
