@@ -6,14 +6,16 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.health import service_health
+from api.health import CHECKS, FIGURE_HELP, THRESHOLDS, health
 from api.permissions import organization_roles
 from api.serializers import MeSerializer, TeamSerializer
 from workspace.models import Team
 
 
 class HealthView(APIView):
-    """Database, Redis and Kafka, each ``ok`` or the error; 503 when any is not ok."""
+    """Whether notiflow works and keeps up: each service ``ok`` or the error, the pipeline's
+    figures against their thresholds, and ``status`` ``ok``, ``degraded`` (behind: 200) or
+    ``down`` (a service does not answer: 503), with a reason for each problem."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -21,14 +23,29 @@ class HealthView(APIView):
     @extend_schema(
         responses=inline_serializer(
             "Health",
-            {name: serializers.CharField() for name in ("database", "redis", "kafka")},
+            {
+                "status": serializers.ChoiceField(choices=["ok", "degraded", "down"]),
+                "reasons": serializers.ListField(child=serializers.CharField()),
+                **{name: serializers.CharField() for name in CHECKS},
+                "pipeline": inline_serializer(
+                    "HealthPipeline",
+                    {
+                        name: serializers.FloatField(allow_null=True, help_text=help_text)
+                        for name, help_text in FIGURE_HELP.items()
+                    },
+                ),
+                "thresholds": inline_serializer(
+                    "HealthThresholds",
+                    {t.figure: serializers.FloatField(help_text=t.setting) for t in THRESHOLDS},
+                ),
+            },
         )
     )
     def get(self, request):
-        results = service_health()
-        healthy = all(value == "ok" for value in results.values())
+        report, reachable = health()
         return Response(
-            results, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE
+            report,
+            status=status.HTTP_200_OK if reachable else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
 

@@ -88,6 +88,21 @@ NOTIFLOW_WEBHOOK_ALLOW_PRIVATE = Variable(
 NOTIFLOW_INGEST_MAX_EVENTS = Variable(
     "NOTIFLOW_INGEST_MAX_EVENTS", "1000", "events accepted per POST /api/ingest/ request"
 )
+NOTIFLOW_HEALTH_MAX_CONSUMER_LAG = Variable(
+    "NOTIFLOW_HEALTH_MAX_CONSUMER_LAG",
+    "10000",
+    "/api/health/ says degraded when the consumer is more events behind than this",
+)
+NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS = Variable(
+    "NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS",
+    "60",
+    "/api/health/ says degraded when an unpublished outbox row is older than this",
+)
+NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS = Variable(
+    "NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS",
+    "300",
+    "/api/health/ says degraded when a due delivery has waited longer than this",
+)
 SECRET_KEY = Variable(
     "DJANGO_SECRET_KEY",
     "notiflow-local-development-key-change-me",
@@ -116,6 +131,9 @@ ALL: tuple[Variable, ...] = (
     NOTIFLOW_BASE_URL,
     NOTIFLOW_WEBHOOK_ALLOW_PRIVATE,
     NOTIFLOW_INGEST_MAX_EVENTS,
+    NOTIFLOW_HEALTH_MAX_CONSUMER_LAG,
+    NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS,
+    NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS,
     SECRET_KEY,
     NOTIFLOW_SECRETS_KEYS,
     DEBUG,

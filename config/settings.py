@@ -235,6 +235,16 @@ TELEGRAM_API_BASE_URL = env.TELEGRAM_API_BASE_URL.get().rstrip("/")
 # reach the internal network); see notifications/channels/http.py.
 NOTIFLOW_WEBHOOK_ALLOW_PRIVATE = env.NOTIFLOW_WEBHOOK_ALLOW_PRIVATE.flag()
 NOTIFLOW_INGEST_MAX_EVENTS = env.NOTIFLOW_INGEST_MAX_EVENTS.integer(low=1, high=100_000)
+# /api/health/: over any of these it says "degraded" with the reason (api/health.py).
+NOTIFLOW_HEALTH_MAX_CONSUMER_LAG = env.NOTIFLOW_HEALTH_MAX_CONSUMER_LAG.integer(
+    low=1, high=1_000_000_000
+)
+NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS = env.NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS.integer(
+    low=1, high=86_400
+)
+NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS = env.NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS.integer(
+    low=1, high=86_400
+)
 
 
 def _email(url: str) -> dict:
