@@ -1,6 +1,9 @@
 """``GET /api/deliveries/``: "my deliveries" — every message sent (or not) to the caller,
 plus every delivery of the triggers they own, newest first, with its status and, for
-``failed`` and ``skipped``, the reason in ``last_error``.
+``failed`` and ``skipped``, the reason in ``last_error``. ``held`` (quiet hours or
+do-not-disturb), ``released`` (went out in the summary ``released_in``) and critical pushes
+say why in ``reason`` ("held: quiet hours until 07:00 Europe/Berlin"); the summary itself
+says what it released.
 
 A trigger owner sees where their trigger's messages went (Slack channel, webhook URL,
 Telegram chat); an email sent to someone else shows that person's username instead of
@@ -9,7 +12,7 @@ their address.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
@@ -27,6 +30,8 @@ class DeliverySerializer(serializers.ModelSerializer):
         source="recipient.username", read_only=True, default=None
     )
     destination = serializers.SerializerMethodField()
+    reason = serializers.SerializerMethodField()
+    held_until = serializers.SerializerMethodField()
 
     class Meta:
         model = Delivery
@@ -48,12 +53,32 @@ class DeliverySerializer(serializers.ModelSerializer):
             "notification",
             "recipient",
             "recipient_name",
+            "reason",
+            "held_until",
+            "released_in",
         ]
         read_only_fields = fields
 
     def get_title(self, delivery: Delivery) -> str:
         message = delivery.message if isinstance(delivery.message, dict) else {}
         return str(message.get("title", ""))
+
+    def get_reason(self, delivery: Delivery) -> str:
+        """Why it was held, released or passed. Another person's quiet hours are theirs: a
+        trigger owner sees that the delivery was held, not until when or in which zone."""
+        if delivery.reason and delivery.recipient_id and not self._mine(delivery):
+            return "held for the recipient's quiet time" if delivery.held_until else ""
+        return delivery.reason
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_held_until(self, delivery: Delivery) -> str | None:
+        if delivery.held_until is None or not self._mine(delivery):
+            return None
+        return serializers.DateTimeField().to_representation(delivery.held_until)
+
+    def _mine(self, delivery: Delivery) -> bool:
+        request = self.context.get("request")
+        return request is not None and delivery.recipient_id == request.user.pk
 
     def get_destination(self, delivery: Delivery) -> str:
         request = self.context.get("request")

@@ -9,12 +9,16 @@ The body::
      "digest_cadence": "daily", "digest_hour": 9,
      "quiet_hours_start": "22:00:00", "quiet_hours_end": "07:00:00",
      "timezone": "Europe/Berlin", "muted_teams": [3],
+     "critical_categories": ["alert"], "dnd_until": null,
      "next_digest_at": "2026-03-31T07:00:00Z"}
 
 ``channels`` is the category × channel grid (the ``digest`` row switches the per-user
 digest per channel). A ``PUT`` changes only what it sends, and the grid cell by cell, so the
 page can send one switch; ``critical`` lists the switches that stay on (turning one off is
-a 400 saying so). ``muted_teams`` only takes the caller's teams. ``next_digest_at`` is null
+a 400 saying so). ``muted_teams`` only takes the caller's teams. Pushes (email, Slack,
+Telegram) inside the quiet hours wait and go out as one summary when they end;
+``critical_categories`` pass them (and do-not-disturb, read-only here as ``dnd_until`` and
+set with ``/api/preferences/dnd/``). ``next_digest_at`` is null
 when digests are off and absent when the digest schedule is not installed. Errors use the
 flat shape of :mod:`api.errors` (``"channels.alert.in_app": ["…"]``).
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
@@ -37,7 +42,11 @@ from api.errors import FIELD_ERRORS, FlatErrorsMixin
 from api.permissions import teams_of
 from notifications import services
 from notifications.models import Category, DigestCadence, Preference
+from notifications.quiet import DND_MAX_AHEAD, Attention, dnd_label, dnd_preset
 from workspace.models import validate_timezone
+
+CRITICAL_CHOICES = tuple(c for c in Category.values if c != Category.DIGEST)
+"""Categories a person may let through quiet hours (digests are never held)."""
 
 
 def preference_grid() -> dict[str, tuple[str, ...]]:
@@ -152,6 +161,24 @@ class PreferenceSerializer(serializers.Serializer):
         required=False,
         help_text="Ids of the caller's teams they hear nothing about.",
     )
+    critical_categories = serializers.ListField(
+        child=serializers.ChoiceField(
+            choices=CRITICAL_CHOICES,
+            error_messages={
+                "invalid_choice": "unknown category '{input}'; use one of "
+                + ", ".join(CRITICAL_CHOICES)
+            },
+        ),
+        required=False,
+        max_length=len(CRITICAL_CHOICES),
+        help_text="Categories that reach you during quiet hours and do-not-disturb.",
+    )
+    dnd_until = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="Do not disturb: pushes wait until then (null when off); set it with "
+        "/api/preferences/dnd/.",
+    )
     next_digest_at = serializers.DateTimeField(
         read_only=True,
         allow_null=True,
@@ -212,6 +239,8 @@ def preference_payload(*, user, preference: Preference, now: datetime) -> dict[s
         "muted_teams": sorted(
             preference.muted_teams.filter(id__in=mine).values_list("id", flat=True)
         ),
+        "critical_categories": list(preference.critical_categories),
+        "dnd_until": services.notification_dnd_active(preference=preference, now=now),
     }
     known, when = next_digest_at(preference=preference, timezone_name=tz_name, now=now)
     if known:
@@ -252,7 +281,92 @@ class PreferencesView(FlatErrorsMixin, APIView):
                 quiet_hours=data.get("quiet_hours"),
                 timezone_name=data.get("timezone"),
                 muted_team_ids=data.get("muted_teams"),
+                critical_categories=data.get("critical_categories"),
             )
         except services.NotificationActionRefused as exc:
             raise ValidationError({"channels": [str(exc)]}) from None
         return self._respond(request, preference)
+
+
+class DoNotDisturbSerializer(serializers.Serializer):
+    """Either ``{"preset": "hour"}`` (an hour from now), ``{"preset": "morning"}`` (the next
+    08:00 in the caller's zone) or ``{"until": ISO 8601}`` (a time without an offset is read
+    in the caller's zone): in the future and at most 30 days ahead."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["until"].timezone = ZoneInfo(self.context["timezone"])
+
+    PRESETS = ("hour", "morning")
+
+    preset = serializers.ChoiceField(
+        choices=PRESETS,
+        required=False,
+        error_messages={"invalid_choice": "unknown preset '{input}'; use one of hour, morning"},
+    )
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if ("preset" in attrs) == ("until" in attrs):
+            raise ValidationError({"until": ["send either a preset or until, not both or neither"]})
+        now = self.context["now"]
+        if "preset" in attrs:
+            attention = Attention(zone=self.context["timezone"])
+            return {"until": dnd_preset(attrs["preset"], attention, now)}
+        until = attrs["until"]
+        if until <= now:
+            raise ValidationError({"until": ["must be in the future (DELETE turns it off)"]})
+        if until > now + DND_MAX_AHEAD:
+            raise ValidationError({"until": [f"must be at most {DND_MAX_AHEAD.days} days ahead"]})
+        return attrs
+
+
+class DoNotDisturbStateSerializer(serializers.Serializer):
+    dnd_until = serializers.DateTimeField(allow_null=True, help_text="null when off")
+    timezone = serializers.CharField()
+    label = serializers.CharField(help_text="“until 08:00 Europe/Berlin”; empty when off")
+
+
+def dnd_state(*, user, preference: Preference | None, now: datetime) -> dict[str, Any]:
+    """Do-not-disturb as the API and the header show it (``preference`` None: never set)."""
+    until = services.notification_dnd_active(preference=preference, now=now)
+    zone = services.notification_timezone(user=user)
+    return {
+        "dnd_until": until,
+        "timezone": zone,
+        "label": dnd_label(until, zone, now) if until else "",
+    }
+
+
+class DoNotDisturbView(FlatErrorsMixin, APIView):
+    """``/api/preferences/dnd/``: pause pushes to yourself (email, Slack, Telegram) until a
+    time; they are held and released as one summary when it ends. In-app notifications
+    and critical ones still arrive."""
+
+    def _state(self, request, preference: Preference) -> Response:
+        payload = dnd_state(user=request.user, preference=preference, now=timezone.now())
+        return Response(DoNotDisturbStateSerializer(payload).data)
+
+    @extend_schema(responses=DoNotDisturbStateSerializer)
+    def get(self, request):
+        return self._state(request, services.notification_preference(user=request.user))
+
+    @extend_schema(
+        request=DoNotDisturbSerializer,
+        responses={200: DoNotDisturbStateSerializer, 400: FIELD_ERRORS},
+    )
+    def put(self, request):
+        now = timezone.now()
+        body = DoNotDisturbSerializer(
+            data=request.data,
+            context={"now": now, "timezone": services.notification_timezone(user=request.user)},
+        )
+        body.is_valid(raise_exception=True)
+        preference = services.notification_dnd_set(
+            user=request.user, until=body.validated_data["until"], now=now
+        )
+        return self._state(request, preference)
+
+    @extend_schema(request=None, responses={200: DoNotDisturbStateSerializer})
+    def delete(self, request):
+        return self._state(request, services.notification_dnd_set(user=request.user, until=None))

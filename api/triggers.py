@@ -7,7 +7,9 @@ Who may do what:
 - only the trigger's owner or an admin/owner of its team updates, deletes, snoozes,
   enables or disables it (403 for other members);
 - a trigger in a team the caller does not belong to does not exist for them (404), and
-  ``team`` only accepts the caller's teams (400).
+  ``team`` only accepts the caller's teams (400);
+- only an admin of the team's organization marks a trigger ``critical`` (or unmarks it):
+  its pushes go through quiet hours and do-not-disturb (400 on ``critical`` for anyone else).
 
 Validation errors (400) have the API's one shape (:mod:`api.errors`): a flat object whose
 keys are paths into the request body and whose values are lists of messages::
@@ -43,7 +45,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin, flat_errors
-from api.permissions import CallerTeamField, TeamScopedViewSet
+from api.permissions import CallerTeamField, TeamScopedViewSet, is_org_admin
 from notifications.channels import slack
 from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, Trigger, TriggerKind
@@ -219,6 +221,7 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
             "subscribers",
             "enabled",
             "snoozed_until",
+            "critical",
             "owner",
             "created_at",
             "updated_at",
@@ -253,6 +256,14 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
         config = attrs.get("config", trigger.config if trigger else {})
         if "kind" in attrs or "config" in attrs:
             errors.update(config_errors(kind, config) or _reference_errors(team, config))
+        was_critical = trigger.critical if trigger else False
+        organization_id = team.organization_id if team else None
+        if attrs.get("critical", was_critical) != was_critical and not is_org_admin(
+            self.context["request"].user, organization_id
+        ):
+            errors["critical"] = [
+                "only an admin of the organization can mark a trigger critical or unmark it"
+            ]
         if "subscribers" in attrs:
             errors.update(_subscriber_errors(team, attrs["subscribers"]))
             attrs["subscribers"] = list(dict.fromkeys(attrs["subscribers"]))

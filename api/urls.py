@@ -9,7 +9,7 @@ from api.deliveries import DeliveryViewSet
 from api.digests import urlpatterns as digest_urls
 from api.ingest import IngestView
 from api.notifications import NotificationViewSet
-from api.preferences import PreferencesView
+from api.preferences import DoNotDisturbView, PreferencesView
 from api.resources import VIEWSETS
 from api.triggers import TriggerViewSet
 
@@ -27,6 +27,7 @@ urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
     path("teams/", views.TeamsView.as_view(), name="teams"),
     path("preferences/", PreferencesView.as_view(), name="preferences"),
+    path("preferences/dnd/", DoNotDisturbView.as_view(), name="dnd"),
     path("ingest/", IngestView.as_view(), name="ingest"),
     *digest_urls,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

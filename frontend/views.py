@@ -20,8 +20,9 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from api.permissions import teams_of
+from api.preferences import dnd_state
 from notifications.checks import DEFAULT_INTERVAL
-from notifications.models import Category, Channel, Notification, Trigger, TriggerKind
+from notifications.models import Category, Channel, Notification, Preference, Trigger, TriggerKind
 from notifications.services import notification_unread_count, notification_visible
 from notifications.unsubscribe import preference_unsubscribe
 from workspace.models import Cohort, Experiment, Insight, UserProfile
@@ -96,6 +97,11 @@ def _page(request, template: str, context: dict, *, nav: str = "", status: int =
     context = {
         "nav": nav,
         "unread_count": notification_unread_count(user=request.user),
+        "dnd": dnd_state(
+            user=request.user,
+            preference=Preference.objects.filter(user=request.user).first(),
+            now=timezone.now(),
+        ),
         "user_tz": context.get("user_tz") or _user_timezone(request.user),
         **context,
     }

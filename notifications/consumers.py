@@ -31,7 +31,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from notifications import rollup, stream, tasks
+from notifications import attention, rollup, stream, tasks
 from notifications.events import Event, InvalidEvent, Source, decode
 from notifications.models import (
     Delivery,
@@ -211,8 +211,9 @@ class EventProcessor:
             planned = plan(matches, self._audience(matches))
             stored = store(planned.notifications)
             result.stored = len(stored)
-            to_send = queue_deliveries(planned.deliveries, stored)
-            to_send += rollup.record_hits(self._new_hits(planned.rollup_hits), now=now)
+            queued = queue_deliveries(planned.deliveries, stored)
+            queued += rollup.record_hits(self._new_hits(planned.rollup_hits), now=now)
+            to_send = attention.deliveries_due(queued, now=now)
             self._follow(e for e in events if e.source == Source.ACTIVITY)
             if to_send:
                 transaction.on_commit(lambda: tasks.deliver_all(to_send))

@@ -87,6 +87,10 @@ class Trigger(models.Model):
     )
     enabled = models.BooleanField(default=True)
     snoozed_until = models.DateTimeField(null=True, blank=True)
+    critical = models.BooleanField(
+        default=False,
+        help_text="Goes through quiet hours and do-not-disturb; only organization admins set it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -246,6 +250,12 @@ class Preference(models.Model):
     digest_hour = models.PositiveSmallIntegerField(default=9)
     quiet_hours_start = models.TimeField(null=True, blank=True)
     quiet_hours_end = models.TimeField(null=True, blank=True)
+    dnd_until = models.DateTimeField(
+        null=True, blank=True, help_text="Do not disturb: pushes wait until then."
+    )
+    critical_categories = models.JSONField(
+        default=list, blank=True, help_text="Categories that pass quiet hours and do-not-disturb."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -370,6 +380,10 @@ class DeliveryStatus(models.TextChoices):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    HELD = "held"
+    """Waiting for the recipient's quiet hours or do-not-disturb to end (``held_until``)."""
+    RELEASED = "released"
+    """Was held; went out in one summary (``released_in``) when the quiet time ended."""
 
 
 class RollupWindow(models.Model):
@@ -384,6 +398,14 @@ class RollupWindow(models.Model):
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="rollups")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     destination = models.CharField(max_length=400)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The person a per-recipient window's summary goes to.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     opened_at = models.DateTimeField()
     closes_at = models.DateTimeField()
@@ -440,6 +462,15 @@ class Delivery(models.Model):
     next_retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(
+        max_length=400,
+        blank=True,
+        help_text="Why it was held, released or passed (“held: quiet hours until 07:00 …”).",
+    )
+    held_until = models.DateTimeField(null=True, blank=True)
+    released_in = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="released"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -449,6 +480,7 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_retry_at"], name="delivery_due"),
             models.Index(fields=["recipient", "-created_at"], name="delivery_mine"),
+            models.Index(fields=["held_until"], condition=Q(status="held"), name="delivery_held"),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,14 @@ ACTIVITY_VERBS = {
     "sent": "sent",
     "failed": "failed to send",
 }
+ACTIVITY_TOPICS = {
+    "created": ("creation of", "creations of"),
+    "updated": ("edit to", "edits to"),
+    "deleted": ("deletion of", "deletions of"),
+    "sent": ("send of", "sends of"),
+    "failed": ("failed send of", "failed sends of"),
+}
+"""How a summary counts activity on one resource ("3 edits to Revenue")."""
 RESOURCE_LABELS = {"featureflag": "feature flag", "eventdefinition": "event definition"}
 MAX_BODY_PROPERTIES = 6
 
@@ -164,6 +172,17 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
     return "alert", f"{trigger.name}: {event.name}", body, subject_url
 
 
+def topic(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str]:
+    """What a summary counts this match as: (singular, plural) for activity on a resource
+    ("edit to Revenue", "edits to Revenue"), else (event name, "") counted as "9 ×
+    checkout_error"."""
+    if (trigger is None or trigger.kind == Kind.ACTIVITY) and event.subject is not None:
+        action = str(event.properties.get("action", ""))
+        one, many = ACTIVITY_TOPICS.get(action, (f"{action} of", f"{action} of"))
+        return f"{one} {event.subject.name}", f"{many} {event.subject.name}"
+    return event.name, ""
+
+
 def _sample(event: Event) -> str:
     shown = list(event.properties.items())[:3]
     when = event.occurred_at.strftime("%H:%M:%S")
@@ -189,7 +208,15 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
         channels = trigger.channels if trigger else IN_APP_ONLY
         if mode == Mode.DIGEST and not any(c.type == "in_app" for c in channels):
             channels = (*channels, ChannelSpec("in_app"))
-        message = {"title": title, "body": body, "url": url, "category": category}
+        one, many = topic(event, trigger)
+        message = {
+            "title": title,
+            "body": body,
+            "url": url,
+            "category": category,
+            "topic": one,
+            "topic_plural": many,
+        }
         members = audience.members.get(event.team_id, frozenset())
         recipients = [
             user_id

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import F
 
+from notifications import attention
 from notifications.models import Delivery, Notification, RollupWindow
 from notifications.planning import RollupHit
 from notifications.triggers import DeliverySpec
@@ -83,6 +84,7 @@ def record_hits(hits: Sequence[RollupHit], *, now: datetime) -> list[int]:
                 trigger_id=trigger_id,
                 channel=channel,
                 destination=destination,
+                recipient_id=group[0].recipient_id,
                 opened_at=now,
                 closes_at=closes_at,
                 hard_close_at=hard_close_at,
@@ -157,6 +159,7 @@ def _flush(window: RollupWindow, now: datetime) -> list[int]:
             "channel": window.channel,
             "destination": window.destination,
             "team_id": trigger.team_id,
+            "recipient_id": window.recipient_id,
             "trigger": trigger,
             "rollup": window,
             "message": {
@@ -164,6 +167,8 @@ def _flush(window: RollupWindow, now: datetime) -> list[int]:
                 "lines": window.samples,
                 "count": window.count,
                 "team_name": trigger.team.name,
+                "category": "alert",
+                "topic": trigger.event_name or trigger.name,
             },
         },
     )
@@ -171,8 +176,9 @@ def _flush(window: RollupWindow, now: datetime) -> list[int]:
 
 
 def flush_due(*, now: datetime, limit: int = 500) -> list[int]:
-    """Close every window whose time is up: one Delivery per external destination. Returns
-    the ids of deliveries to send. Safe to run concurrently and repeatedly."""
+    """Close every window whose time is up: one Delivery per external destination, through
+    the attention stage (a summary to a person in quiet hours is held). Returns the ids of
+    deliveries to send. Safe to run concurrently and repeatedly."""
     created: list[int] = []
     with transaction.atomic():
         due = (
@@ -183,4 +189,4 @@ def flush_due(*, now: datetime, limit: int = 500) -> list[int]:
         )
         for window in due:
             created.extend(_flush(window, now))
-    return created
+        return attention.deliveries_due(created, now=now)

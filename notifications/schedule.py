@@ -21,6 +21,7 @@ PERIODIC = (
     Periodic("Check scheduled triggers", "notifications.tasks.run_checks", 60),
     Periodic("Flush roll-up windows", "notifications.tasks.flush_rollups", 1),
     Periodic("Re-enqueue due and stuck deliveries", "notifications.tasks.recover_deliveries", 60),
+    Periodic("Release what quiet hours held", "notifications.tasks.release_held", 30),
 )
 
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Func, IntegerField, Min, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from notifications.attention import attention_changed
 from notifications.models import (
     Announcement,
     Category,
@@ -349,11 +350,14 @@ def notification_preference_update(
     quiet_hours: tuple[time | None, time | None] | None = None,
     timezone_name: str | None = None,
     muted_team_ids: Iterable[int] | None = None,
+    critical_categories: Iterable[str] | None = None,
+    now: datetime | None = None,
 ) -> Preference:
     """Apply the given changes (None leaves a setting as it is). ``channels`` merges cell
     by cell; a critical cell is refused. ``muted_team_ids`` replaces the muted set and must
     already be limited to the user's teams by the caller. ``quiet_hours`` is (start, end),
-    (None, None) clearing them."""
+    (None, None) clearing them. Changing quiet hours or the zone moves what is held for
+    the user to the new end (:func:`notifications.attention.attention_changed`)."""
     with transaction.atomic():
         preference, _ = Preference.objects.select_for_update().get_or_create(user=user)
         fields = ["updated_at"]
@@ -375,12 +379,38 @@ def notification_preference_update(
         if quiet_hours is not None:
             preference.quiet_hours_start, preference.quiet_hours_end = quiet_hours
             fields += ["quiet_hours_start", "quiet_hours_end"]
+        if critical_categories is not None:
+            preference.critical_categories = sorted(set(critical_categories))
+            fields.append("critical_categories")
         preference.save(update_fields=fields)
         if muted_team_ids is not None:
             preference.muted_teams.set(list(muted_team_ids))
         if timezone_name is not None:
             UserProfile.objects.update_or_create(user=user, defaults={"timezone": timezone_name})
+        if quiet_hours is not None or timezone_name is not None:
+            attention_changed(user_id=user.pk, now=now or timezone.now())
     return preference
+
+
+def notification_dnd_set(
+    *, user, until: datetime | None, now: datetime | None = None
+) -> Preference:
+    """Turn do-not-disturb on until ``until`` (the caller checks its bounds) or off (None).
+    What is held for the user moves to the new end, or goes at the next release."""
+    with transaction.atomic():
+        preference, _ = Preference.objects.select_for_update().get_or_create(user=user)
+        preference.dnd_until = until
+        preference.save(update_fields=["dnd_until", "updated_at"])
+        attention_changed(user_id=user.pk, now=now or timezone.now())
+    return preference
+
+
+def notification_dnd_active(
+    *, preference: Preference | None, now: datetime | None = None
+) -> datetime | None:
+    """When the user's do-not-disturb ends, or None when it is off (or over)."""
+    until = preference.dnd_until if preference is not None else None
+    return until if until is not None and until > (now or timezone.now()) else None
 
 
 # --- channel configuration ----------------------------------------------------------------

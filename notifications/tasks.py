@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 
 from celery import shared_task
 from django.utils import timezone
 
-from notifications import checks, delivery, rollup, stream
+from notifications import attention, checks, delivery, rollup, stream
 from notifications.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
@@ -73,3 +74,11 @@ def flush_rollups() -> int:
 def recover_deliveries() -> int:
     """Re-enqueue due and stuck deliveries (a lost countdown, a worker killed mid-send)."""
     return deliver_all(delivery.recover_stuck())
+
+
+@shared_task(ignore_result=True)
+def release_held(now: str | None = None) -> int:
+    """Send what quiet hours and do-not-disturb held, as one summary per person × channel,
+    once their quiet time is over. ``now`` (ISO 8601) replaces the clock for a backfill."""
+    moment = datetime.fromisoformat(now) if now else timezone.now()
+    return deliver_all(attention.release_due(now=moment))

@@ -1,0 +1,79 @@
+"""The header's do-not-disturb control in a real browser: set from any page, shown in the
+header while on (also after moving to another page), a picked time read in the person's
+zone, refusals shown, and off again."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from notifications.models import Preference
+from tests.frontend.conftest import shot
+from workspace.models import UserProfile
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def state(page):
+    return page.locator("#dnd-state")
+
+
+def open_menu(page):
+    page.locator("#dnd summary").click()
+
+
+def dnd_until(user):
+    return Preference.objects.get(user=user).dnd_until
+
+
+def test_do_not_disturb_for_an_hour_from_the_header_shows_on_every_page_then_off(member, login):
+    page = login(member)
+    expect(state(page)).to_have_text("Do not disturb")
+    open_menu(page)
+    shot(page, "dnd-menu")
+    page.get_by_role("button", name="For 1 hour").click()
+    expect(state(page)).to_have_text(re.compile(r"^Do not disturb until \d\d:\d\d UTC$"))
+    until = dnd_until(member)
+    assert timedelta(minutes=59) < until - timezone.now() <= timedelta(hours=1)
+    assert state(page).inner_text() == f"Do not disturb until {until:%H:%M} UTC"
+
+    page.goto("/triggers/")  # the header shows it on every page, rendered by the server
+    expect(state(page)).to_have_text(f"Do not disturb until {until:%H:%M} UTC")
+    shot(page, "dnd-on")
+    expect(page.locator("#dnd")).to_have_attribute("data-on", "")
+
+    open_menu(page)
+    page.get_by_role("button", name="Turn off").click()
+    expect(state(page)).to_have_text("Do not disturb")
+    assert dnd_until(member) is None
+    page.reload()
+    expect(state(page)).to_have_text("Do not disturb")
+
+
+def test_a_picked_time_is_read_in_the_persons_zone_and_the_past_is_refused(member, login):
+    UserProfile.objects.update_or_create(user=member, defaults={"timezone": "Asia/Tokyo"})
+    page = login(member)
+    open_menu(page)
+    page.get_by_label("Until (Asia/Tokyo)").fill("2020-01-01T09:00")
+    page.get_by_role("button", name="Set").click()
+    expect(page.locator("#dnd-error")).to_contain_text("must be in the future")
+    expect(state(page)).to_have_text("Do not disturb")
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    picked = (timezone.now().astimezone(tokyo) + timedelta(days=2)).replace(
+        hour=9, minute=30, second=0, microsecond=0
+    )
+    page.get_by_label("Until (Asia/Tokyo)").fill(picked.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="Set").click()
+    expect(state(page)).to_have_text(
+        re.compile(r"^Do not disturb until \w{3} \d\d \w{3} 09:30 Asia/Tokyo$")
+    )
+    assert dnd_until(member) == picked
+    assert dnd_until(member).astimezone(tokyo).replace(tzinfo=None) == datetime.combine(
+        picked.date(), picked.time()
+    )
