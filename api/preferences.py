@@ -295,7 +295,7 @@ class DoNotDisturbSerializer(serializers.Serializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["until"].timezone = ZoneInfo(self.context["timezone"])
+        self.fields["until"].timezone = ZoneInfo(self.context.get("timezone", "UTC"))
 
     PRESETS = ("hour", "morning")
 

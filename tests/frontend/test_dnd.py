@@ -13,6 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from notifications.models import Preference
+from tests.factories import TriggerFactory
 from tests.frontend.conftest import shot
 from workspace.models import UserProfile
 
@@ -77,3 +78,36 @@ def test_a_picked_time_is_read_in_the_persons_zone_and_the_past_is_refused(membe
     assert dnd_until(member).astimezone(tokyo).replace(tzinfo=None) == datetime.combine(
         picked.date(), picked.time()
     )
+
+
+def test_a_push_held_by_do_not_disturb_shows_why_in_my_deliveries(
+    member, web, login, api_client, drain, smtp_server
+):
+    member.email = "ada@example.com"
+    member.save(update_fields=["email"])
+    TriggerFactory(
+        team=web,
+        owner=member,
+        name="Checkout errors",
+        config={"event": "checkout_error"},
+        channels=[{"type": "in_app"}, {"type": "email"}],
+        subscribers=[member],
+    )
+    page = login(member)
+    open_menu(page)
+    page.get_by_role("button", name="For 1 hour").click()
+    expect(state(page)).to_have_text(re.compile("^Do not disturb until"))
+    response = api_client.post(
+        "/api/ingest/",
+        {"api_key": web.api_token, "batch": [{"event": "checkout_error", "distinct_id": "u1"}]},
+        format="json",
+    )
+    assert response.status_code == 202
+    drain(expected=1)
+    assert smtp_server.messages == []
+
+    page.goto("/preferences/")
+    row = page.locator("#deliveries tr", has_text="Checkout errors")
+    until = dnd_until(member)
+    expect(row).to_contain_text("held")
+    expect(row).to_contain_text(f"held: do not disturb until {until:%H:%M} UTC")

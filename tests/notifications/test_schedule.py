@@ -1,7 +1,8 @@
 """The beat schedule the READMEs state, as ``migrate`` installs it into django-celery-beat
 (what the admin's *Periodic tasks* shows and beat runs): the outbox relay every 5 s,
-roll-up flushes every 1 s (notifications/README.md), each digest period every 60 s
-(digests/README.md), the weekly organization digest's tick hourly
+roll-up flushes every 1 s, held pushes released every 30 s (notifications/README.md),
+each digest period every 60 s (digests/README.md), the weekly organization digest's tick
+hourly
 (digests/weekly/README.md); every entry names a task a worker knows."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ README = {
     "notifications.tasks.relay_outbox": 5,
     "notifications.tasks.flush_rollups": 1,
     "notifications.tasks.recover_deliveries": 60,
+    "notifications.tasks.release_held": 30,
     "digests.tasks.run_hourly": 60,
     "digests.tasks.run_daily": 60,
     "digests.tasks.run_weekly": 60,

@@ -256,7 +256,7 @@ async function loadDeliveries() {
     status.append(Object.assign(document.createElement("span"), { className: `pill ${d.status}`, textContent: d.status }));
     const what = d.title ?? d.message?.title ?? d.notification_title ?? d.trigger_name ?? "";
     const channel = [d.channel, d.destination].filter(Boolean).join(" · ");
-    const reason = d.reason ?? d.last_error ?? (d.attempts > 1 ? `${d.attempts} attempts` : "");
+    const reason = d.reason || d.last_error || (d.attempts > 1 ? `${d.attempts} attempts` : "");
     row.append(when, cell(what), cell(channel, "meta"), status, cell(reason, "meta"));
     table.tBodies[0].append(row);
   }
