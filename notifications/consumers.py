@@ -57,6 +57,11 @@ from workspace.models import Membership
 log = logging.getLogger(__name__)
 
 FOLLOW_DECAY = timedelta(days=90)
+REPLAY_HORIZON = timedelta(days=15)
+"""How long a claim (``TriggerMatch``) is kept after it was made: longer than Kafka can
+hand an event back. The events topic keeps the broker's defaults, ``retention.ms`` and
+``segment.ms`` of 7 days each, and a segment is deleted only once its newest record is
+past retention, so a record can be read for up to 14 days after it was written."""
 Clock = Callable[[], datetime]
 
 
@@ -302,8 +307,9 @@ class EventProcessor:
         once per window when the count in the window reaches its threshold.
 
         An event counts at its own time, or at ``now`` when the client stamped it later than
-        that: one event from a clock set to tomorrow neither prunes today's matches nor
-        holds the trigger's next firing until tomorrow.
+        that: one event from a clock set to tomorrow does not hold the trigger's next firing
+        until tomorrow. Claims are kept for the replay horizon, not the window
+        (:func:`prune_claims`), so every event Kafka can replay is known as claimed.
 
         Only events claimed by this call are judged. An event claimed before was counted,
         and fired or not, in the transaction that claimed it, at the time stored then; a
@@ -337,9 +343,6 @@ class EventProcessor:
                     state.last_fired_at = moment
                     fired.append(self._trigger_match(event, trigger))
             state.save(update_fields=["last_fired_at"])
-            TriggerMatch.objects.filter(
-                trigger_id=trigger.id, occurred_at__lte=max(when.values()) - window
-            ).delete()
         return fired
 
     def _new_hits(self, hits: list[RollupHit]) -> list[RollupHit]:
@@ -459,22 +462,38 @@ def claim_new_events(trigger_id: int, events: Mapping[uuid.UUID, datetime]) -> s
         return set()
     id_field = TriggerMatch._meta.get_field("event_id")
     at_field = TriggerMatch._meta.get_field("occurred_at")
+    claimed_at = at_field.get_db_prep_value(timezone.now(), connection)
     table = TriggerMatch._meta.db_table
-    placeholders = ", ".join(["(%s, %s, %s)"] * len(events))
+    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(events))
     params: list[Any] = []
     for event_id, occurred_at in events.items():
         params += [
             trigger_id,
             id_field.get_db_prep_value(event_id, connection),
             at_field.get_db_prep_value(occurred_at, connection),
+            claimed_at,
         ]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (trigger_id, event_id, occurred_at) VALUES {placeholders} "
+            f"INSERT INTO {table} (trigger_id, event_id, occurred_at, claimed_at) "
+            f"VALUES {placeholders} "
             "ON CONFLICT (trigger_id, event_id) DO NOTHING RETURNING event_id",
             params,
         )
         return {uuid.UUID(str(value)) for (value,) in cursor.fetchall()}
+
+
+def prune_claims(*, now: datetime, horizon: timedelta = REPLAY_HORIZON, chunk: int = 10_000) -> int:
+    """Delete claims made more than ``horizon`` before ``now``; return how many went.
+
+    Counting reads only the window it needs, so old claims serve replays alone, and no
+    replay reaches past the horizon. Deleted in chunks by id, so no statement holds many
+    row locks against the consumer's inserts."""
+    deleted = 0
+    old = TriggerMatch.objects.filter(claimed_at__lt=now - horizon)
+    while ids := list(old.values_list("pk", flat=True)[:chunk]):
+        deleted += TriggerMatch.objects.filter(pk__in=ids).delete()[0]
+    return deleted
 
 
 def queue_deliveries(

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from notifications.triggers import Kind, ThresholdState
 from workspace.models import Team
@@ -288,18 +289,24 @@ class Follow(models.Model):
 
 
 class TriggerMatch(models.Model):
-    """A matching event for an ``event_count`` trigger, kept for the trigger's window so the
-    count survives a restart. Unique per trigger × event, so a replay counts nothing twice."""
+    """An event a trigger counted (``consumers.claim_new_events``): an ``event_count`` match,
+    at the time it counts at, or a roll-up hit. Unique per trigger × event, so a replay
+    counts nothing twice; kept until ``consumers.REPLAY_HORIZON`` after ``claimed_at``, as
+    long as Kafka can still hand the event back (``consumers.prune_claims``, beat)."""
 
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="matches")
     event_id = models.UUIDField()
     occurred_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["trigger", "event_id"], name="trigger_match_unique")
         ]
-        indexes = [models.Index(fields=["trigger", "occurred_at"])]
+        indexes = [
+            models.Index(fields=["trigger", "occurred_at"]),
+            models.Index(fields=["claimed_at"], name="trigger_match_claimed"),
+        ]
 
     def __str__(self) -> str:
         return f"trigger {self.trigger_id} matched {self.event_id}"

@@ -22,6 +22,9 @@ PERIODIC = (
     Periodic("Flush roll-up windows", "notifications.tasks.flush_rollups", 1),
     Periodic("Re-enqueue due and stuck deliveries", "notifications.tasks.recover_deliveries", 60),
     Periodic("Release what quiet hours held", "notifications.tasks.release_held", 30),
+    Periodic(
+        "Forget counted events past the replay horizon", "notifications.tasks.prune_claims", 3600
+    ),
 )
 
 

@@ -82,3 +82,11 @@ def release_held(now: str | None = None) -> int:
     once their quiet time is over. ``now`` (ISO 8601) replaces the clock for a backfill."""
     moment = datetime.fromisoformat(now) if now else timezone.now()
     return deliver_all(attention.release_due(now=moment))
+
+
+@shared_task(ignore_result=True)
+def prune_claims() -> int:
+    """Forget counted events older than the replay horizon (``consumers.REPLAY_HORIZON``)."""
+    from notifications.consumers import prune_claims  # consumers enqueues these tasks
+
+    return prune_claims(now=timezone.now())

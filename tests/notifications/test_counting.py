@@ -1,5 +1,6 @@
 """Integration: ``event_count`` triggers through the public path — the API creates them,
-ingestion feeds them, the real consumer counts, roll-ups flush to the local Slack server.
+ingestion feeds them, the real consumer counts, roll-ups flush to the local Slack server —
+and the claims that make counting safe to replay, kept for the replay horizon.
 
 These hold on PostgreSQL and on SQLite (the README's local default) alike."""
 
@@ -11,10 +12,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from notifications import rollup, stream
-from notifications.consumers import EventProcessor
+from notifications import rollup, stream, tasks
+from notifications.consumers import REPLAY_HORIZON, EventProcessor
 from notifications.events import Event, Source
-from notifications.models import Delivery, DeliveryStatus, Notification, RollupWindow, Trigger
+from notifications.models import (
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    RollupWindow,
+    Trigger,
+    TriggerMatch,
+)
 from notifications.tasks import deliver
 from tests.notifications.test_delivery import slack_config
 
@@ -112,6 +120,48 @@ def test_an_event_count_trigger_rolled_up_sends_one_summary(
     assert Delivery.objects.get(trigger=trigger).status == DeliveryStatus.SENT
 
 
+def checkout_error(team, at, **fields) -> Event:
+    """An event as any producer of the topic may publish it (stamped as it likes)."""
+    return Event(
+        name="checkout_error",
+        team_id=team.pk,
+        org_id=team.organization_id,
+        source=Source.INGEST,
+        occurred_at=at,
+        properties={},
+        **fields,
+    )
+
+
+def two_in_ten_minutes_rolled_up(team, owner) -> Trigger:
+    from tests.factories import TriggerFactory
+
+    return TriggerFactory(
+        team=team,
+        owner=owner,
+        kind="event_count",
+        config={"event": "checkout_error", "count": 2, "window_minutes": 10},
+        delivery={"mode": "rollup", "window_seconds": 3600},
+    )
+
+
+class Replay:
+    """The consumer's processor on a clock the test moves, in minutes from ``now``."""
+
+    def __init__(self, team) -> None:
+        self.team = team
+        self.now = timezone.now()
+        self.minutes = 0
+        self.processor = EventProcessor(clock=lambda: self.now + timedelta(minutes=self.minutes))
+
+    def event(self, minutes) -> Event:
+        return checkout_error(self.team, self.now + timedelta(minutes=minutes))
+
+    def process(self, events, *, at) -> None:
+        self.minutes = at
+        self.processor.process(events)
+
+
 def test_an_event_from_a_clock_set_to_tomorrow_does_not_block_the_count(team, member_of):
     """Through the consumer's processor (any producer may stamp an event): the event counts
     at the time it was processed, so today's matches survive and the trigger fires."""
@@ -125,23 +175,12 @@ def test_an_event_from_a_clock_set_to_tomorrow_does_not_block_the_count(team, me
         config={"event": "checkout_error", "count": 3, "window_minutes": 10},
     )
     now = timezone.now()
-
-    def event(at):
-        return Event(
-            name="checkout_error",
-            team_id=team.pk,
-            org_id=team.organization_id,
-            source=Source.INGEST,
-            occurred_at=at,
-            properties={},
-        )
-
     clock = [now]
     processor = EventProcessor(clock=lambda: clock[0])
-    processor.process([event(now - timedelta(minutes=2))])
-    processor.process([event(now + timedelta(days=1))])
+    processor.process([checkout_error(team, now - timedelta(minutes=2))])
+    processor.process([checkout_error(team, now + timedelta(days=1))])
     clock[0] = now + timedelta(seconds=30)
-    processor.process([event(clock[0])])
+    processor.process([checkout_error(team, clock[0])])
 
     assert Notification.objects.filter(trigger=trigger).count() == 1
 
@@ -152,40 +191,65 @@ def test_a_future_stamped_event_replayed_a_window_later_does_not_fire_again(team
     together with the two events that followed it: the replay adds nothing to the roll-up,
     although at the replay's ``now`` the event falls in a window the later two fill, and
     it does not hold back the trigger's next firing."""
-    from tests.factories import TriggerFactory
-
-    alice = member_of(team)
-    trigger = TriggerFactory(
-        team=team,
-        owner=alice,
-        kind="event_count",
-        config={"event": "checkout_error", "count": 2, "window_minutes": 10},
-        delivery={"mode": "rollup", "window_seconds": 3600},
-    )
-    now = timezone.now()
-
-    def event(minutes):
-        return Event(
-            name="checkout_error",
-            team_id=team.pk,
-            org_id=team.organization_id,
-            source=Source.INGEST,
-            occurred_at=now + timedelta(minutes=minutes),
-            properties={},
-        )
-
-    first, later = [event(-1), event(50)], [event(5), event(9)]
-    clock = [now]
-    processor = EventProcessor(clock=lambda: clock[0])
-    processor.process(first)
-    clock[0] = now + timedelta(minutes=9)
-    processor.process(later)
-    clock[0] = now + timedelta(minutes=12)
-    processor.process(first + later)
+    trigger = two_in_ten_minutes_rolled_up(team, member_of(team))
+    replay = Replay(team)
+    first, later = [replay.event(-1), replay.event(50)], [replay.event(5), replay.event(9)]
+    replay.process(first, at=0)
+    replay.process(later, at=9)
+    replay.process(first + later, at=12)
     window = RollupWindow.objects.get(trigger=trigger)
     assert window.count == 1
 
-    clock[0] = now + timedelta(minutes=14)
-    processor.process([event(14)])  # 3 in the 10 minutes to 14, 14 since the firing
+    replay.process([replay.event(14)], at=14)  # 3 in the 10 minutes to 14, 14 since the firing
     window.refresh_from_db()
     assert window.count == 2
+
+
+def test_a_future_stamped_event_is_known_to_a_replay_after_later_events_passed_its_window(
+    team, member_of
+):
+    """The first batch (an event stamped 50 minutes ahead, counted now, and one a minute
+    old) fires. Another consumer has since processed an event 11 minutes on; then the first
+    batch is replayed (a consumer evicted from its group, a reset group): the event stamped
+    ahead is still known as counted, and the roll-up counts it once."""
+    trigger = two_in_ten_minutes_rolled_up(team, member_of(team))
+    replay = Replay(team)
+    first, later = [replay.event(-1), replay.event(50)], [replay.event(11)]
+    replay.process(first, at=0)
+    replay.process(later, at=11)
+    replay.process(first + later, at=12)
+
+    assert RollupWindow.objects.get(trigger=trigger).count == 1
+
+
+def test_claims_are_forgotten_after_the_replay_horizon_and_kept_before_it(
+    client, team, owner, drain
+):
+    """Roll-up claims are pruned by beat once older than the horizon; the ones within it
+    still keep a replayed event from counting twice."""
+    trigger = Trigger.objects.create(
+        team=team,
+        owner=owner,
+        name="Checkout errors",
+        kind="event",
+        config={"event": "checkout_error"},
+        channels=[{"type": "in_app"}],
+        delivery={"mode": "rollup", "window_seconds": 3600},
+    )
+    stream.ensure_topics()
+    ingest(client, team, 4)
+    drain(expected=4)
+    claims = TriggerMatch.objects.filter(trigger=trigger)
+    old, recent = list(claims.order_by("occurred_at").values_list("pk", flat=True)[:2]), 2
+    claims.filter(pk__in=old).update(
+        claimed_at=timezone.now() - REPLAY_HORIZON - timedelta(hours=1)
+    )
+
+    assert tasks.prune_claims() == 2
+
+    assert claims.count() == recent
+    assert not claims.filter(pk__in=old).exists()
+    replayed = [checkout_error(team, m.occurred_at, id=m.event_id) for m in claims]
+    stream.publish_events(replayed)
+    drain(expected=2)
+    assert RollupWindow.objects.get(trigger=trigger).count == 4
