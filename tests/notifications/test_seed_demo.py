@@ -11,7 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from notifications.models import Trigger
+from notifications import stream
+from notifications.models import Notification, Outbox, Trigger
 from workspace.models import Dashboard, Insight, Membership, Organization
 
 pytestmark = pytest.mark.django_db
@@ -47,3 +48,37 @@ def test_seeding_twice_refreshes_and_every_printed_login_signs_in():
     alice = get_user_model().objects.get(username="alice")
     assert alice.is_superuser and alice.is_staff
     assert not get_user_model().objects.filter(is_superuser=True).exclude(pk=alice.pk).exists()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_first_login_shows_notifications_of_several_kinds_and_a_second_seed_adds_none(
+    api_client, drain
+):
+    """The demo's history goes the real way — outbox, relay, Kafka, the consumer — and lands
+    in each demo person's center; seeding again queues nothing and changes no notification."""
+    seed()
+    queued = Outbox.objects.count()
+    stream.relay_outbox()  # the commit's own nudge (run inline here) may have published them
+    assert not Outbox.objects.filter(published_at__isnull=True).exists()
+    drain(expected=queued)
+
+    people = get_user_model().objects.in_bulk(PEOPLE, field_name="username")
+    centers = {}
+    for username, user in people.items():
+        api_client.force_authenticate(user)
+        response = api_client.get("/api/notifications/")
+        assert response.status_code == 200
+        centers[username] = response.json()["results"]
+    for username, items in centers.items():
+        kinds = {item["category"] for item in items}
+        assert {"activity", "alert"} <= kinds, (username, [i["title"] for i in items])
+    burst = [i for i in centers["alice"] if i["category"] == "alert"]
+    assert [i["count"] for i in burst] == [40]  # one rolled-up notification, not forty
+    assert any("Signup spike" in i["title"] for i in centers["bob"])
+
+    before = sorted(Notification.objects.values_list("dedup_key", "count", "read_at"))
+    assert "Demo history" not in seed()
+    assert Outbox.objects.count() == queued
+    assert stream.relay_outbox() == 0
+    assert sorted(Notification.objects.values_list("dedup_key", "count", "read_at")) == before

@@ -1,12 +1,15 @@
-"""An idempotent demo organization: two teams, several members, owned resources, triggers."""
+"""An idempotent demo organization: two teams, several members, owned resources, triggers,
+and a little history for them to show (``notifications.demo``)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from notifications.demo import seed_history
 from notifications.models import Trigger, TriggerKind
 from notifications.triggers import validate_config
 from workspace.models import (
@@ -121,6 +124,12 @@ class Command(BaseCommand):
             delivery={"mode": "instant"},
         )
 
+        edits, events = seed_history(teams=teams, users=users, now=timezone.now())
+        if edits or events:
+            self.stdout.write(
+                f"Demo history: {edits} edits by colleagues and {events} events queued; the "
+                "consumer turns them into notifications once it runs."
+            )
         self.stdout.write(self.style.SUCCESS(f"Demo organization '{org.name}' is ready."))
         self.stdout.write(f"Log in at /accounts/login/ with password '{DEMO_PASSWORD}' as:")
         for username, full_name, _tz, roles in PEOPLE:
