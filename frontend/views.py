@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from api.permissions import teams_of
 from api.preferences import dnd_state
+from notifications.attention import held_summary
 from notifications.checks import DEFAULT_INTERVAL
 from notifications.models import Category, Channel, Notification, Preference, Trigger, TriggerKind
 from notifications.services import notification_unread_count, notification_visible
@@ -192,6 +193,7 @@ def notification_center(request):
         "frontend/notification_center.html",
         {
             "days": group_by_day(rows, tz=tz, now=timezone.now()),
+            "held": held_summary(user_id=request.user.pk, now=timezone.now()),
             "teams": teams,
             "team_id": team_id,
             "unread_only": unread_only,

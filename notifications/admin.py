@@ -26,8 +26,17 @@ class TriggerForm(forms.ModelForm):
 @admin.register(models.Trigger)
 class TriggerAdmin(admin.ModelAdmin):
     form = TriggerForm
-    list_display = ["name", "team", "kind", "event_name", "owner", "enabled", "snoozed_until"]
-    list_filter = ["kind", "enabled", "team__organization", "team"]
+    list_display = [
+        "name",
+        "team",
+        "kind",
+        "event_name",
+        "owner",
+        "enabled",
+        "critical",
+        "snoozed_until",
+    ]
+    list_filter = ["kind", "enabled", "critical", "team__organization", "team"]
     search_fields = ["name", "event_name", "owner__username", "team__name"]
     autocomplete_fields = ["team", "owner", "subscribers"]
     readonly_fields = ["event_name", "created_at", "updated_at"]
@@ -68,7 +77,13 @@ class OutboxAdmin(admin.ModelAdmin):
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = ["id", "channel", "destination", "status", "attempts", "team", "sent_at"]
     list_filter = ["status", "channel", "team"]
-    search_fields = ["destination", "idempotency_key", "last_error", "recipient__username"]
+    search_fields = [
+        "destination",
+        "idempotency_key",
+        "last_error",
+        "reason",
+        "recipient__username",
+    ]
     list_select_related = ["team"]
     readonly_fields = [
         "idempotency_key",
@@ -79,6 +94,9 @@ class DeliveryAdmin(admin.ModelAdmin):
         "updated_at",
         "rollup",
         "notification",
+        "reason",
+        "held_until",
+        "released_in",
     ]
     raw_id_fields = ["recipient", "trigger"]
     actions = ["retry"]

@@ -18,16 +18,19 @@ this module reads the people's settings and writes ``Delivery`` rows.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max
 
 from notifications.models import Delivery, DeliveryStatus, Preference
 from notifications.quiet import (
     PUSH_CHANNELS,
     Attention,
+    Hold,
     held_from_message,
     is_critical,
     quiet_until,
@@ -75,30 +78,36 @@ def deliveries_due(delivery_ids: Sequence[int], *, now: datetime) -> list[int]:
         ).values_list("id", "recipient_id", "message", "trigger__critical")
     )
     people = attention_of(recipient for _, recipient, _, _ in pushes)
-    held: set[int] = set()
+    holds = {user_id: quiet_until(attention, now) for user_id, attention in people.items()}
+    held: dict[int, list[int]] = defaultdict(list)
     for delivery_id, recipient_id, message, trigger_critical in pushes:
-        attention = people.get(recipient_id)
-        hold = quiet_until(attention, now) if attention else None
+        hold = holds.get(recipient_id)
         if hold is None:
             continue
         data = message if isinstance(message, dict) else {}
         category = str(data.get("category", ""))
-        if is_critical(attention, category=category, trigger_critical=bool(trigger_critical)):
+        if is_critical(
+            people[recipient_id], category=category, trigger_critical=bool(trigger_critical)
+        ):
             body = data.get("body", "")
             note = f"Critical: sent during your {hold.why} (until {hold.until_text(now)})."
             Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.QUEUED).update(
                 reason=hold.passed_reason(now),
                 message={**data, "body": f"{note}\n\n{body}" if body else note},
             )
-            continue
-        if Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.QUEUED).update(
+        else:
+            held[recipient_id].append(delivery_id)
+    for recipient_id, ids in held.items():  # one statement per person, whatever the burst
+        hold = holds[recipient_id]
+        assert hold is not None
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.QUEUED).update(
             status=DeliveryStatus.HELD,
             held_until=hold.until,
             reason=hold.held_reason(now),
             updated_at=now,
-        ):
-            held.add(delivery_id)
-    return [delivery_id for delivery_id in delivery_ids if delivery_id not in held]
+        )
+    waiting = {delivery_id for ids in held.values() for delivery_id in ids}
+    return [delivery_id for delivery_id in delivery_ids if delivery_id not in waiting]
 
 
 def _summary_key(recipient_id: int, channel: str, first_held_id: int) -> str:
@@ -178,3 +187,16 @@ def attention_changed(*, user_id: int, now: datetime) -> int:
     if hold is None:
         return held.update(held_until=now, updated_at=now)
     return held.update(held_until=hold.until, reason=hold.held_reason(now), updated_at=now)
+
+
+def held_summary(*, user_id: int, now: datetime) -> str:
+    """What the notification center says while pushes are held for the person ("3 held
+    until 07:00 Europe/Berlin"); "" when nothing is."""
+    found = Delivery.objects.filter(recipient_id=user_id, status=DeliveryStatus.HELD).aggregate(
+        n=Count("id"), until=Max("held_until")
+    )
+    if not found["n"]:
+        return ""
+    attention = attention_of([user_id]).get(user_id) or Attention()
+    hold = Hold(until=max(found["until"], now), why="", zone=attention.zone)
+    return f"{found['n']:,} held until {hold.until_text(now)}"

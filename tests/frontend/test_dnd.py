@@ -13,6 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from notifications.models import Preference
+from notifications.tasks import release_held
 from tests.factories import TriggerFactory
 from tests.frontend.conftest import shot
 from workspace.models import UserProfile
@@ -80,7 +81,7 @@ def test_a_picked_time_is_read_in_the_persons_zone_and_the_past_is_refused(membe
     )
 
 
-def test_a_push_held_by_do_not_disturb_shows_why_in_my_deliveries(
+def test_a_push_held_by_do_not_disturb_shows_why_in_my_deliveries_and_the_center(
     member, web, login, api_client, drain, smtp_server
 ):
     member.email = "ada@example.com"
@@ -111,3 +112,10 @@ def test_a_push_held_by_do_not_disturb_shows_why_in_my_deliveries(
     until = dnd_until(member)
     expect(row).to_contain_text("held")
     expect(row).to_contain_text(f"held: do not disturb until {until:%H:%M} UTC")
+
+    page.goto("/")  # the center says what is held, while it is
+    expect(page.locator("#held-status")).to_contain_text(f"1 held until {until:%H:%M} UTC")
+    release_held(now=until.isoformat())
+    assert len(smtp_server.messages) == 1
+    page.reload()
+    expect(page.locator("#held-status")).to_have_count(0)
