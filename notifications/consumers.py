@@ -710,7 +710,9 @@ class ConsumerLoop:
     dead-lettered with the error as its ``reason``, so no event stalls its partition; the
     other partitions of the poll are rewound and go through as a batch, with strikes of
     their own. Records that do not decode are dead-lettered only once their batch went
-    through, so retries of a failing batch do not dead-letter them again.
+    through, so retries of a failing batch do not dead-letter them again. A failed batch
+    expires the trigger cache, so its retry is evaluated against the triggers as they are
+    then: a trigger deleted while its events waited fails one attempt, not every one.
 
     The loop subscribes ``consumer`` (built without topics) to the events topic with its
     :class:`Strikes` as the rebalance listener.
@@ -841,6 +843,7 @@ class ConsumerLoop:
             self.policy.retry_backoff_seconds,
         )
         self._rewind(records)
+        self.processor.triggers.expire()
         close_old_connections()
 
     def _commit(self) -> None:

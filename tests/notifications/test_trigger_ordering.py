@@ -222,3 +222,24 @@ def test_a_stamp_the_database_never_reached_is_read_once_then_left_to_the_interv
     table = TriggerRevision._meta.db_table
     assert len([q for q in queries if table in q["sql"]]) == 1
     assert len([r for r in caplog.records if "has not reached" in r.getMessage()]) == 1
+
+
+def test_a_trigger_deleted_while_its_events_wait_costs_no_other_trigger_its_match(
+    client, team, owner, member_of, consumer
+):
+    """Events ingested before a trigger is deleted and read after it match the cached
+    trigger, whose rows can no longer be stored (the foreign key is gone): the batch fails.
+    Its retry must see the deletion, not the same cache, or the events are dead-lettered
+    and every other trigger they match loses them too."""
+    doomed = create_trigger(client, team, name="Doomed")
+    teammate = member_of(team)
+    kept = create_trigger(client, team, name="Kept", subscribers=[teammate.pk])
+    checkout_errors(client, team, 1)
+    consumer(expected=1)
+    checkout_errors(client, team, 5)  # waiting in the topic when the trigger goes
+    assert client.delete(f"/api/triggers/{doomed.pk}/").status_code == 204
+
+    result = consumer(expected=5)
+
+    assert result.dead_lettered == 0
+    assert Notification.objects.filter(trigger=kept, recipient=teammate).count() == 6
