@@ -27,6 +27,8 @@ from notifications.models import (
     Category,
     Channel,
     ChannelConfig,
+    Delivery,
+    DeliveryStatus,
     Notification,
     Preference,
     RollupWindow,
@@ -275,8 +277,9 @@ def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
     (or its only subscriber) cannot mute it this way: removing them would change nothing.
     That raises :class:`NotificationActionRefused` saying to disable or snooze it instead.
     Muting twice is fine. The caller's own roll-up windows of the trigger that are still
-    open (their in-app row's and their email's) are dropped with it, so no summary reaches
-    them after "this trigger will not notify you any more".
+    open (their in-app row's and their email's) are dropped with it, and its pushes held by
+    their quiet hours are skipped, so no summary reaches them after "this trigger will not
+    notify you any more".
     """
     notification = (
         notification_inbox(user=user).select_related("trigger").filter(pk=notification_id).first()
@@ -308,6 +311,11 @@ def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
             RollupWindow.objects.filter(
                 theirs, trigger=trigger, status=RollupWindow.Status.OPEN
             ).delete()
+        Delivery.objects.filter(recipient=user, trigger=trigger, status=DeliveryStatus.HELD).update(
+            status=DeliveryStatus.SKIPPED,
+            reason="skipped: you stopped this trigger notifying you while it was held",
+            updated_at=timezone.now(),
+        )
     return trigger
 
 

@@ -383,3 +383,26 @@ def test_do_not_disturb_until_a_picked_time(member_of, team, api_client):
     response = api_client.put("/api/preferences/dnd/", {"until": picked.isoformat()}, format="json")
     assert response.status_code == 200
     assert datetime.fromisoformat(response.json()["dnd_until"]) == picked
+
+
+def test_a_trigger_muted_while_its_pushes_are_held_is_not_in_the_summary(
+    team, member_of, drain, smtp_server, api_client
+):
+    alice = member_of(team, email="alice@example.com")
+    owner = member_of(team)
+    quiet_hours(api_client, alice)
+    noisy = email_trigger(team, owner, "checkout_error")
+    noisy.subscribers.set([owner, alice])
+    email_trigger(team, alice, "payment_failed")
+    ingest(api_client, team, "checkout_error", 2)
+    ingest(api_client, team, "payment_failed", 1)
+    drain(expected=3, processor=EventProcessor(clock=lambda: NIGHT))
+
+    api_client.force_authenticate(alice)
+    note = Notification.objects.filter(recipient=alice, trigger=noisy).first()
+    assert api_client.post(f"/api/notifications/{note.pk}/mute_trigger/").status_code == 200
+    release_held(now=MORNING.isoformat())
+    [mail] = [m for m in smtp_server.messages if m.rcpt_tos == ["alice@example.com"]]
+    assert "While you were away: 1 notification — 1 × payment_failed" in mail.message["Subject"]
+    reasons = {r["reason"] for r in history(api_client, alice) if r["status"] == "skipped"}
+    assert reasons == {"skipped: you stopped this trigger notifying you while it was held"}
