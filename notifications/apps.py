@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
+from django.db.models.signals import m2m_changed, post_migrate, post_save, pre_delete, pre_save
 
 
 class NotificationsConfig(AppConfig):
@@ -11,13 +11,13 @@ class NotificationsConfig(AppConfig):
         from workspace.models import ActivityLog
 
         post_save.connect(outbox.on_activity_saved, sender=ActivityLog, dispatch_uid="outbox")
-        post_save.connect(trigger_changed, sender=Trigger, dispatch_uid="trigger-saved")
-        post_delete.connect(trigger_changed, sender=Trigger, dispatch_uid="trigger-deleted")
+        pre_save.connect(trigger_changed, sender=Trigger, dispatch_uid="trigger-saved")
+        pre_delete.connect(trigger_changed, sender=Trigger, dispatch_uid="trigger-deleted")
         m2m_changed.connect(
             trigger_changed, sender=Trigger.subscribers.through, dispatch_uid="trigger-subscribers"
         )
         # A deleted user's subscriptions go by cascade, which sends no m2m_changed.
-        post_delete.connect(
+        pre_delete.connect(
             trigger_changed, sender=Trigger.subscribers.through, dispatch_uid="subscriber-deleted"
         )
         post_migrate.connect(schedule.install, sender=self, dispatch_uid="beat-schedule")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,6 +36,12 @@ class TriggerRevision(models.Model):
     event stamped with a newer one. An ``UPDATE … SET value = value + 1`` takes the row's
     lock until commit, so revisions become visible in commit order: unlike a newest
     ``updated_at``, no change can commit "behind" one the consumer already saw.
+
+    Lock order: a transaction that changes triggers raises the revision *before* it locks
+    any trigger row (``pre_save``, ``pre_delete``, the ``pre_`` subscriber signals, and
+    before a bulk update), so two such transactions never wait for each other in a circle.
+    Code that locks trigger rows itself before writing them (``select_for_update``,
+    ``update_or_create``) calls :func:`trigger_revision_bump` first.
     """
 
     value = models.BigIntegerField(default=0)
@@ -50,7 +56,8 @@ def trigger_revision() -> int:
 
 
 def trigger_revision_bump() -> None:
-    """Raise the revision inside the caller's transaction (creating the row on first use)."""
+    """Raise the revision inside the caller's transaction (creating the row on first use),
+    which holds its lock until the transaction ends: call it before locking trigger rows."""
     if not TriggerRevision.objects.filter(pk=1).update(value=models.F("value") + 1):
         TriggerRevision.objects.update_or_create(
             pk=1, defaults={"value": models.F("value") + 1}, create_defaults={"value": 1}
@@ -58,14 +65,14 @@ def trigger_revision_bump() -> None:
 
 
 class TriggerQuerySet(models.QuerySet):
-    """Bulk updates change triggers as much as ``save()`` does: they raise the revision too
-    (``save``, ``delete`` and subscriber changes do so through signals, see ``apps.py``)."""
+    """Bulk updates change triggers as much as ``save()`` does: they raise the revision too,
+    before the rows (``save``, ``delete`` and subscriber changes do so through signals, see
+    ``apps.py``)."""
 
     def update(self, **kwargs):
-        changed = super().update(**kwargs)
-        if changed:
+        with transaction.atomic():
             trigger_revision_bump()
-        return changed
+            return super().update(**kwargs)
 
 
 class Trigger(models.Model):
@@ -105,8 +112,11 @@ class Trigger(models.Model):
         return self.name
 
     def save(self, *args, **kwargs):
+        """In a transaction of its own when the caller has none: ``pre_save`` raises the
+        revision before the row is written, and both must commit together."""
         self.event_name = str(self.config.get("event", "")) if isinstance(self.config, dict) else ""
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
@@ -495,8 +505,9 @@ class Delivery(models.Model):
 
 
 def trigger_changed(sender, **kwargs) -> None:
-    """A trigger was saved or deleted, or its subscribers changed: raise the revision."""
-    if str(kwargs.get("action", "post_")).startswith("post_"):
+    """A trigger is about to be saved or deleted, or its subscribers to change: raise the
+    revision first (the lock order, see :class:`TriggerRevision`)."""
+    if str(kwargs.get("action", "pre_")).startswith("pre_"):
         trigger_revision_bump()
 
 

@@ -34,6 +34,7 @@ from notifications.models import (
     RollupWindow,
     Trigger,
     TriggerKind,
+    trigger_revision_bump,
 )
 from notifications.secrets import encrypt
 from notifications.triggers import channel_specs
@@ -293,6 +294,7 @@ def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
             "preferences instead"
         )
     with transaction.atomic():
+        trigger_revision_bump()  # before the trigger's row: the lock order of trigger writes
         trigger = Trigger.objects.select_for_update().get(pk=trigger.pk)
         subscribers = set(trigger.subscribers.values_list("id", flat=True))
         if trigger.owner_id == user.pk and subscribers <= {user.pk}:

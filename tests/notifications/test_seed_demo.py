@@ -5,14 +5,19 @@ owner/superuser, ``bob``, ``carol``, ``dave``"."""
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
+from django.db.models.signals import post_save
 from django.test import Client
+from rest_framework.test import APIClient
 
 from notifications import stream
 from notifications.models import Notification, Outbox, Trigger
+from tests.notifications.test_delivery import wait_for
 from workspace.models import Dashboard, Insight, Membership, Organization
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +87,70 @@ def test_the_first_login_shows_notifications_of_several_kinds_and_a_second_seed_
     assert Outbox.objects.count() == queued
     assert stream.relay_outbox() == 0
     assert sorted(Notification.objects.values_list("dedup_key", "count", "read_at")) == before
+
+
+def backends_waiting_for_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_beside_an_api_edit_of_its_triggers_is_no_deadlock():
+    """``seed_demo`` refreshes its three triggers in one transaction while their owner edits
+    the second through the API. The refresh is held after its first trigger until the edit
+    waits for a lock; then both go on, and both finish: every trigger write takes the
+    trigger revision's row before any trigger row."""
+    seed()
+    bob = get_user_model().objects.get(username="bob")
+    spike = Trigger.objects.get(name="Signup spike")
+    seeder_paused, edit_waits = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def hold_the_refresh(sender, instance, **kwargs):
+        if threading.current_thread().name == "seed" and instance.name != spike.name:
+            seeder_paused.set()
+            edit_waits.wait(timeout=30)
+
+    def refresh():
+        try:
+            seed()
+            outcome["seed"] = "done"
+        except Exception as exc:  # what the test reports
+            outcome["seed"] = exc
+        finally:
+            connection.close()
+
+    def edit():
+        client = APIClient()
+        client.force_authenticate(bob)
+        try:
+            outcome["edit"] = client.patch(
+                f"/api/triggers/{spike.pk}/", {"enabled": False}, format="json"
+            ).status_code
+        except Exception as exc:
+            outcome["edit"] = exc
+        finally:
+            connection.close()
+
+    post_save.connect(hold_the_refresh, sender=Trigger, dispatch_uid="hold-the-refresh")
+    try:
+        seeder = threading.Thread(target=refresh, name="seed")
+        seeder.start()
+        assert seeder_paused.wait(timeout=30)
+        editor = threading.Thread(target=edit, name="edit")
+        editor.start()
+        assert wait_for(lambda: backends_waiting_for_a_lock() >= 1)
+        edit_waits.set()
+        seeder.join(timeout=60)
+        editor.join(timeout=60)
+    finally:
+        edit_waits.set()
+        post_save.disconnect(dispatch_uid="hold-the-refresh", sender=Trigger)
+
+    assert outcome == {"seed": "done", "edit": 200}
+    assert not Trigger.objects.get(pk=spike.pk).enabled

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from notifications.demo import seed_history
-from notifications.models import Trigger, TriggerKind
+from notifications.models import Trigger, TriggerKind, trigger_revision_bump
 from notifications.triggers import validate_config
 from workspace.models import (
     Dashboard,
@@ -138,6 +138,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<6} {full_name:<13} {where}  API token: {token.key}")
 
     def _trigger(self, team, owner, name, kind, config, *, subscribers, delivery):
+        trigger_revision_bump()  # before update_or_create locks the trigger's row
         trigger, _ = Trigger.objects.update_or_create(
             team=team,
             name=name,
