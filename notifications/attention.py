@@ -36,7 +36,7 @@ from notifications.quiet import (
     quiet_until,
     release_message,
 )
-from workspace.models import UserProfile
+from workspace.models import Membership, UserProfile
 
 RELEASE_BATCH = 500
 """People × channels released per run; the rest wait for the next tick."""
@@ -155,6 +155,10 @@ def _release_one(recipient_id: int, channel: str, now: datetime) -> int | None:
             held_until=hold.until, reason=hold.held_reason(now), updated_at=now
         )
         return None
+    rows = _still_wanted(rows, recipient_id, channel, now)
+    if not rows:
+        return None
+    ids = [row.pk for row in rows]
     newest = rows[-1]
     message = release_message(
         [held_from_message(row.message if isinstance(row.message, dict) else {}) for row in rows],
@@ -176,6 +180,39 @@ def _release_one(recipient_id: int, channel: str, now: datetime) -> int | None:
         status=DeliveryStatus.RELEASED, released_in=summary, updated_at=now
     )
     return summary.pk
+
+
+def _still_wanted(
+    rows: list[Delivery], recipient_id: int, channel: str, now: datetime
+) -> list[Delivery]:
+    """The held rows the person still wants on ``channel``; the rest are skipped with why:
+    they switched the category off there (the email's one-click unsubscribe, the grid),
+    muted the team, or left it while the rows were held."""
+    preference = Preference.objects.filter(user_id=recipient_id).first()
+    muted = set(preference.muted_teams.values_list("id", flat=True)) if preference else set()
+    joined = set(
+        Membership.objects.filter(
+            user_id=recipient_id, team_id__in={row.team_id for row in rows}
+        ).values_list("team_id", flat=True)
+    )
+    kept, skipped = [], defaultdict(list)
+    for row in rows:
+        category = str((row.message or {}).get("category", "alert"))
+        if row.team_id not in joined:
+            skipped[f"skipped: you left {row.team.name} while it was held"].append(row.pk)
+        elif row.team_id in muted:
+            skipped[f"skipped: you muted {row.team.name} while it was held"].append(row.pk)
+        elif preference is not None and not preference.allows(category, channel):
+            skipped[f"skipped: you switched {category} by {channel} off while it was held"].append(
+                row.pk
+            )
+        else:
+            kept.append(row)
+    for reason, ids in skipped.items():
+        Delivery.objects.filter(pk__in=ids).update(
+            status=DeliveryStatus.SKIPPED, reason=reason[:400], updated_at=now
+        )
+    return kept
 
 
 def attention_changed(*, user_id: int, now: datetime) -> int:

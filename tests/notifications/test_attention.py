@@ -406,3 +406,48 @@ def test_a_trigger_muted_while_its_pushes_are_held_is_not_in_the_summary(
     assert "While you were away: 1 notification — 1 × payment_failed" in mail.message["Subject"]
     reasons = {r["reason"] for r in history(api_client, alice) if r["status"] == "skipped"}
     assert reasons == {"skipped: you stopped this trigger notifying you while it was held"}
+
+
+def test_what_the_person_switched_off_or_muted_while_held_is_not_in_the_summary(
+    team, member_of, drain, smtp_server, api_client
+):
+    alice = member_of(team, email="alice@example.com")
+    other = TeamFactory(organization=team.organization, name="Other")
+    MembershipFactory(team=other, user=alice)
+    quiet_hours(api_client, alice)
+    email_trigger(team, alice, "checkout_error")
+    elsewhere = email_trigger(other, alice, "payment_failed")
+    ingest(api_client, team, "checkout_error", 2)
+    ingest(api_client, other, "payment_failed", 1)
+    drain(expected=3, processor=EventProcessor(clock=lambda: NIGHT))
+    assert Delivery.objects.filter(status=DeliveryStatus.HELD).count() == 3
+
+    api_client.force_authenticate(alice)
+    response = api_client.put("/api/preferences/", {"muted_teams": [other.pk]}, format="json")
+    assert response.status_code == 200, response.content
+    release_held(now=MORNING.isoformat())
+    [mail] = smtp_server.messages
+    assert "While you were away: 2 notifications — 2 × checkout_error" in mail.message["Subject"]
+    [skipped] = [r for r in history(api_client, alice) if r["status"] == "skipped"]
+    assert skipped["trigger"] == elsewhere.pk
+    assert skipped["reason"] == "skipped: you muted Other while it was held"
+
+
+def test_an_email_unsubscribe_while_held_drops_that_category_from_the_summary(
+    team, member_of, drain, smtp_server, api_client
+):
+    alice = member_of(team, email="alice@example.com")
+    quiet_hours(api_client, alice)
+    email_trigger(team, alice, "checkout_error")
+    ingest(api_client, team, "checkout_error", 2)
+    drain(expected=2, processor=EventProcessor(clock=lambda: NIGHT))
+    api_client.force_authenticate(alice)
+    response = api_client.put(
+        "/api/preferences/", {"channels": {"alert": {"email": False}}}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    release_held(now=MORNING.isoformat())
+    assert smtp_server.messages == []
+    assert {r["reason"] for r in history(api_client, alice)} == {
+        "skipped: you switched alert by email off while it was held"
+    }
