@@ -127,7 +127,7 @@ class Threshold:
     def reason(self, value: float) -> str | None:
         if value <= self.limit():
             return None
-        return f"{self.says.format(value=value)}, over {self.setting}={self.limit():g}"
+        return f"{self.says.format(value=value)}, over {self.setting}={self.limit()}"
 
 
 THRESHOLDS = (
@@ -141,13 +141,13 @@ THRESHOLDS = (
         "outbox_oldest_seconds",
         "NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS",
         lambda: settings.NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS,
-        "the oldest unpublished outbox row is {value:g} s old",
+        "the oldest unpublished outbox row is {value:,.0f} s old",
     ),
     Threshold(
         "delivery_oldest_due_seconds",
         "NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS",
         lambda: settings.NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS,
-        "the oldest due delivery has waited {value:g} s",
+        "the oldest due delivery has waited {value:,.0f} s",
     ),
 )
 

@@ -134,6 +134,17 @@ def test_a_due_delivery_no_worker_took_is_degraded_one_waiting_for_its_retry_is_
     assert health(client)[1]["status"] == "ok"
 
 
+def test_a_figure_far_over_says_it_in_plain_numbers(client, team, settings):
+    settings.NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS = 86_400
+    row = Delivery.objects.create(
+        idempotency_key="weeks-old", channel="slack", destination="#alerts", team=team
+    )
+    Delivery.objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(days=15))
+    (reason,) = health(client)[1]["reasons"]
+    assert reason.startswith("the oldest due delivery has waited 1,296,0")
+    assert reason.endswith(" s, over NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS=86400")
+
+
 def test_schema_and_docs_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
