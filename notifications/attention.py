@@ -36,7 +36,7 @@ from notifications.quiet import (
     quiet_until,
     release_message,
 )
-from workspace.models import Membership, UserProfile
+from workspace.models import Membership, UserProfile, zone_in_effect
 
 RELEASE_BATCH = 500
 """People × channels released per run; the rest wait for the next tick."""
@@ -53,7 +53,7 @@ def attention_of(user_ids: Iterable[int]) -> dict[int, Attention]:
         "user_id", "quiet_hours_start", "quiet_hours_end", "dnd_until", "critical_categories"
     ):
         found[user_id] = Attention(
-            zone=zones.get(user_id) or "UTC",
+            zone=zone_in_effect(zones.get(user_id)),
             quiet_start=start,
             quiet_end=end,
             dnd_until=dnd,

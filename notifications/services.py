@@ -38,7 +38,7 @@ from notifications.models import (
 )
 from notifications.secrets import encrypt
 from notifications.triggers import channel_specs
-from workspace.models import Membership, UserProfile
+from workspace.models import Membership, UserProfile, zone_in_effect
 
 
 def notification_inbox(*, user) -> QuerySet[Notification]:
@@ -360,8 +360,9 @@ def notification_preference_cells(
 
 
 def notification_timezone(*, user) -> str:
+    """The zone the user's times are reckoned in (UTC for one this machine does not know)."""
     profile = UserProfile.objects.filter(user=user).only("timezone").first()
-    return profile.timezone if profile else "UTC"
+    return zone_in_effect(profile.timezone if profile else None)
 
 
 def notification_preference_update(

@@ -6,6 +6,7 @@ through the activity log it writes.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import zoneinfo
 
@@ -13,9 +14,23 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+log = logging.getLogger(__name__)
+
 
 def new_api_token() -> str:
     return f"phc_{secrets.token_urlsafe(24)}"
+
+
+def zone_in_effect(name: str | None) -> str:
+    """``name`` if this machine knows the zone, else ``"UTC"``: a name stored by a process
+    with newer tzdata, or one a tzdata update removed, is reckoned (and shown) as UTC
+    rather than failing whoever reads it."""
+    try:
+        zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown timezone %r; reckoned as UTC", name)
+        return "UTC"
+    return name or "UTC"
 
 
 def validate_timezone(value: str) -> None:
