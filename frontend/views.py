@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from api.permissions import teams_of
-from api.preferences import dnd_state
+from api.preferences import CRITICAL_CHOICES, dnd_state
 from notifications.attention import held_summary
 from notifications.checks import DEFAULT_INTERVAL
 from notifications.models import Category, Channel, Notification, Preference, Trigger, TriggerKind
@@ -340,6 +340,9 @@ def preferences(request):
             "current_timezone": current,
             "hours": [(h, f"{h:02d}:00") for h in range(24)],
             "teams": teams_of(request.user).order_by("name"),
+            "critical_choices": [
+                (value, label) for value, label in Category.choices if value in CRITICAL_CHOICES
+            ],
         },
         nav="preferences",
     )

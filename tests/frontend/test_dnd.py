@@ -61,7 +61,7 @@ def test_a_picked_time_is_read_in_the_persons_zone_and_the_past_is_refused(membe
     UserProfile.objects.update_or_create(user=member, defaults={"timezone": "Asia/Tokyo"})
     page = login(member)
     open_menu(page)
-    page.get_by_label("Until (Asia/Tokyo)").fill("2020-01-01T09:00")
+    page.get_by_label("Ends at (Asia/Tokyo)").fill("2020-01-01T09:00")
     page.get_by_role("button", name="Set").click()
     expect(page.locator("#dnd-error")).to_contain_text("must be in the future")
     expect(state(page)).to_have_text("Do not disturb")
@@ -70,7 +70,7 @@ def test_a_picked_time_is_read_in_the_persons_zone_and_the_past_is_refused(membe
     picked = (timezone.now().astimezone(tokyo) + timedelta(days=2)).replace(
         hour=9, minute=30, second=0, microsecond=0
     )
-    page.get_by_label("Until (Asia/Tokyo)").fill(picked.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Ends at (Asia/Tokyo)").fill(picked.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Set").click()
     expect(state(page)).to_have_text(
         re.compile(r"^Do not disturb until \w{3} \d\d \w{3} 09:30 Asia/Tokyo$")
@@ -119,3 +119,17 @@ def test_a_push_held_by_do_not_disturb_shows_why_in_my_deliveries_and_the_center
     assert len(smtp_server.messages) == 1
     page.reload()
     expect(page.locator("#held-status")).to_have_count(0)
+
+
+def test_categories_ticked_on_the_preferences_page_pass_quiet_hours(member, web, login):
+    page = login(member)
+    page.goto("/preferences/")
+    page.get_by_label("From").fill("22:00")
+    page.get_by_label("Until").fill("07:00")
+    page.locator('[name="critical_categories"][value="alert"]').check()
+    page.get_by_role("button", name="Save preferences").click()
+    expect(page.locator("#save-status")).to_have_text("Saved.")
+    assert Preference.objects.get(user=member).critical_categories == ["alert"]
+    page.reload()
+    expect(page.locator('[name="critical_categories"][value="alert"]')).to_be_checked()
+    expect(page.locator('[name="critical_categories"][value="activity"]')).not_to_be_checked()

@@ -169,6 +169,8 @@ function fill(data) {
   $("#p-quiet-end").value = hhmm(data.quiet_hours_end);
   const muted = new Set((data.muted_teams ?? []).map((t) => String(t?.id ?? t)));
   form.querySelectorAll('[name="muted_teams"]').forEach((box) => { box.checked = muted.has(box.value); });
+  const critical = new Set(data.critical_categories ?? []);
+  form.querySelectorAll('[name="critical_categories"]').forEach((box) => { box.checked = critical.has(box.value); });
   showNextDigest(data);
 }
 
@@ -185,6 +187,7 @@ function readBody() {
     quiet_hours_start: $("#p-quiet-start").value || null,
     quiet_hours_end: $("#p-quiet-end").value || null,
     muted_teams: [...form.querySelectorAll('[name="muted_teams"]:checked')].map((box) => Number(box.value)),
+    critical_categories: [...form.querySelectorAll('[name="critical_categories"]:checked')].map((box) => box.value),
   };
 }
 
