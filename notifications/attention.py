@@ -91,7 +91,9 @@ def deliveries_due(delivery_ids: Sequence[int], *, now: datetime) -> list[int]:
         ):
             body = data.get("body", "")
             note = f"Critical: sent during your {hold.why} (until {hold.until_text(now)})."
-            Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.QUEUED).update(
+            Delivery.objects.filter(  # once: a replay finds the reason already written
+                pk=delivery_id, status=DeliveryStatus.QUEUED, reason=""
+            ).update(
                 reason=hold.passed_reason(now),
                 message={**data, "body": f"{note}\n\n{body}" if body else note},
             )

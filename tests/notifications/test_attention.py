@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from notifications import rollup
+from notifications import rollup, stream
 from notifications.attention import release_due
 from notifications.consumers import EventProcessor
+from notifications.delivery import delivery_send
 from notifications.models import Delivery, DeliveryStatus, Notification
 from notifications.tasks import deliver, recover_deliveries, release_held
 from tests.factories import MembershipFactory, TeamFactory, TriggerFactory, UserFactory
+from tests.notifications.test_consumer import checkout_errors
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -451,3 +453,24 @@ def test_an_email_unsubscribe_while_held_drops_that_category_from_the_summary(
     assert {r["reason"] for r in history(api_client, alice)} == {
         "skipped: you switched alert by email off while it was held"
     }
+
+
+def test_a_critical_push_replayed_before_it_was_sent_says_critical_once(
+    team, member_of, drain, smtp_server, api_client
+):
+    alice = member_of(team, email="alice@example.com")
+    quiet_hours(api_client, alice)
+    api_client.force_authenticate(alice)
+    api_client.put("/api/preferences/", {"critical_categories": ["alert"]}, format="json")
+    email_trigger(team, alice, "checkout_error")
+    events = checkout_errors(team, [500])
+    smtp_server.answer_next("451 4.3.0 try again later")  # not sent yet: queued for a retry
+    for _ in range(2):  # the batch replayed (a rebalance) while the retry waits
+        stream.publish_events(events)
+        drain(expected=1, processor=EventProcessor(clock=lambda: NIGHT))
+    [delivery] = Delivery.objects.filter(recipient=alice)
+    assert delivery.status == DeliveryStatus.QUEUED
+    later = timezone.now() + timedelta(hours=2)
+    assert delivery_send(delivery_id=delivery.pk, now=later).status == DeliveryStatus.SENT
+    [mail] = smtp_server.messages
+    assert mail.part("text/plain").count("Critical: sent during your quiet hours") == 1
