@@ -15,8 +15,9 @@ The body::
 ``channels`` is the category × channel grid (the ``digest`` row switches the per-user
 digest per channel). A ``PUT`` changes only what it sends, and the grid cell by cell, so the
 page can send one switch; ``critical`` lists the switches that stay on (turning one off is
-a 400 saying so). ``muted_teams`` only takes the caller's teams. Pushes (email, Slack,
-Telegram) inside the quiet hours wait and go out as one summary when they end;
+a 400 saying so). ``muted_teams`` only takes the caller's teams. Emails to the caller
+(their only push: a trigger's Slack, webhook and Telegram go to channels; digests keep
+their hour) inside the quiet hours wait and go out as one summary when they end;
 ``critical_categories`` pass them (and do-not-disturb, read-only here as ``dnd_until`` and
 set with ``/api/preferences/dnd/``). ``next_digest_at`` is null
 when digests are off and absent when the digest schedule is not installed. Errors use the
@@ -339,9 +340,9 @@ def dnd_state(*, user, preference: Preference | None, now: datetime) -> dict[str
 
 
 class DoNotDisturbView(FlatErrorsMixin, APIView):
-    """``/api/preferences/dnd/``: pause pushes to yourself (email, Slack, Telegram) until a
-    time; they are held and released as one summary when it ends. In-app notifications
-    and critical ones still arrive."""
+    """``/api/preferences/dnd/``: pause emails to yourself (your only push; digests
+    keep their hour) until a time; they are held and released as one summary when it
+    ends. In-app notifications and critical ones still arrive."""
 
     def _state(self, request, preference: Preference) -> Response:
         payload = dnd_state(user=request.user, preference=preference, now=timezone.now())
