@@ -112,6 +112,41 @@ def deliveries_due(delivery_ids: Sequence[int], *, now: datetime) -> list[int]:
     return [delivery_id for delivery_id in delivery_ids if delivery_id not in waiting]
 
 
+def held_on_retry(delivery: Delivery, *, now: datetime) -> bool:
+    """A push that comes due again after a wait — a retry, a claim recovered after its
+    lease — passes the stage again when a worker claims it, since the person may have
+    gone quiet meanwhile: inside their quiet hours or do-not-disturb it is held instead of
+    sent (with ``held_until`` and the reason) and released with the rest. Critical ones
+    pass; so do release summaries, which the release sent because the quiet time was over.
+    Call with the row just claimed, inside the claim's transaction; returns whether it was
+    held. A first attempt is sent right after :func:`deliveries_due` passed it."""
+    if (
+        delivery.next_retry_at is None
+        or delivery.recipient_id is None
+        or delivery.channel not in PUSH_CHANNELS
+        or delivery.idempotency_key.startswith("release:")
+    ):
+        return False
+    attention = attention_of([delivery.recipient_id]).get(delivery.recipient_id)
+    hold = quiet_until(attention, now) if attention else None
+    if attention is None or hold is None:
+        return False
+    data = delivery.message if isinstance(delivery.message, dict) else {}
+    critical = delivery.trigger_id is not None and delivery.trigger.critical
+    if is_critical(attention, category=str(data.get("category", "")), trigger_critical=critical):
+        return False
+    return bool(
+        Delivery.objects.filter(
+            pk=delivery.pk, status=DeliveryStatus.SENDING, attempts=delivery.attempts
+        ).update(
+            status=DeliveryStatus.HELD,
+            held_until=hold.until,
+            reason=hold.held_reason(now),
+            updated_at=now,
+        )
+    )
+
+
 def _summary_key(recipient_id: int, channel: str, first_held_id: int) -> str:
     return f"release:{recipient_id}:{channel}:{first_held_id}"
 

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from notifications import attention
 from notifications.channels.base import (
     ChannelNotConfigured,
     Destination,
@@ -166,6 +167,8 @@ def delivery_send(
     now = now or timezone.now()
     with transaction.atomic():
         delivery = delivery_claim(delivery_id=delivery_id, now=now)
+        if delivery is not None and attention.held_on_retry(delivery, now=now):
+            return SendResult(DeliveryStatus.HELD, detail="the recipient is quiet")
     if delivery is None:
         return None
     try:

@@ -48,6 +48,8 @@ def deliver(delivery_id: int) -> str | None:
         deliver.apply_async((delivery_id,), countdown=result.retry_in)
     elif result.status == DeliveryStatus.FAILED:
         log.warning("delivery %s failed: %s", delivery_id, result.detail)
+    elif result.status == DeliveryStatus.HELD:
+        log.info("delivery %s held: %s", delivery_id, result.detail)
     elif result.status == DeliveryStatus.SKIPPED:
         log.info("delivery %s skipped: %s", delivery_id, result.detail)
     else:
