@@ -17,9 +17,16 @@ from django.db import transaction
 from django.db.models import F
 
 from notifications import attention
-from notifications.models import Delivery, Notification, RollupWindow
+from notifications.models import (
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    Preference,
+    RollupWindow,
+)
 from notifications.planning import RollupHit
 from notifications.triggers import DeliverySpec
+from workspace.models import Membership
 
 MAX_SAMPLES = 5
 
@@ -153,9 +160,11 @@ def _flush(window: RollupWindow, now: datetime) -> list[int]:
         window.first_event_at,
         window.last_event_at,
     )
+    gone = _no_longer_hears(window)
     delivery, made = Delivery.objects.get_or_create(
         idempotency_key=f"rollup:{window.pk}",
         defaults={
+            **({"status": DeliveryStatus.SKIPPED, "last_error": gone} if gone else {}),
             "channel": window.channel,
             "destination": window.destination,
             "team_id": trigger.team_id,
@@ -172,7 +181,28 @@ def _flush(window: RollupWindow, now: datetime) -> list[int]:
             },
         },
     )
-    return [delivery.pk] if made else []
+    return [delivery.pk] if made and not gone else []
+
+
+def _no_longer_hears(window: RollupWindow) -> str:
+    """Why a per-recipient window's summary must not reach its person any more ("" when it
+    may): since the window opened they muted the trigger (or were unsubscribed from it),
+    left or muted the team, or switched alerts off on the channel (the email's unsubscribe
+    link). The summary is then recorded ``skipped`` with that reason, never sent."""
+    user_id, trigger = window.recipient_id, window.trigger
+    if user_id is None:
+        return ""
+    subscribers = set(trigger.subscribers.values_list("id", flat=True)) or {trigger.owner_id}
+    if user_id not in subscribers:
+        return "you no longer subscribe to this trigger"
+    if not Membership.objects.filter(user_id=user_id, team_id=trigger.team_id).exists():
+        return "you are no longer a member of this team"
+    preference = Preference.objects.filter(user_id=user_id).first()
+    if preference is not None and preference.muted_teams.filter(pk=trigger.team_id).exists():
+        return "you muted this team"
+    if preference is not None and not preference.allows("alert", window.channel):
+        return f"you switched alerts off for {window.channel}"
+    return ""
 
 
 def flush_due(*, now: datetime, limit: int = 500) -> list[int]:

@@ -31,13 +31,11 @@ from notifications.models import (
     DeliveryStatus,
     Notification,
     Preference,
-    RollupWindow,
     Trigger,
     TriggerKind,
     trigger_revision_bump,
 )
 from notifications.secrets import encrypt
-from notifications.triggers import channel_specs
 from workspace.models import Membership, UserProfile, zone_in_effect
 
 
@@ -277,10 +275,10 @@ def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
     A trigger with no subscribers reaches its owner alone, so the owner of such a trigger
     (or its only subscriber) cannot mute it this way: removing them would change nothing.
     That raises :class:`NotificationActionRefused` saying to disable or snooze it instead.
-    Muting twice is fine. The caller's own roll-up windows of the trigger that are still
-    open (their in-app row's and their email's) are dropped with it, and its pushes held by
-    their quiet hours are skipped, so no summary reaches them after "this trigger will not
-    notify you any more".
+    Muting twice is fine. A roll-up window already open for them is not sent to them when
+    it closes (``rollup._no_longer_hears``), and the trigger's pushes held by their quiet
+    hours are skipped, so nothing reaches them after "this trigger will not notify you any
+    more".
     """
     notification = (
         notification_inbox(user=user).select_related("trigger").filter(pk=notification_id).first()
@@ -304,15 +302,6 @@ def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
             )
         if user.pk in subscribers:
             trigger.subscribers.remove(user)
-        theirs = Q()
-        for spec in channel_specs(trigger.channels):
-            address = str(user.pk) if spec.type == Channel.IN_APP else user.email
-            if spec.per_recipient and address:
-                theirs |= Q(channel=spec.type, destination=address)
-        if theirs:
-            RollupWindow.objects.filter(
-                theirs, trigger=trigger, status=RollupWindow.Status.OPEN
-            ).delete()
         Delivery.objects.filter(recipient=user, trigger=trigger, status=DeliveryStatus.HELD).update(
             status=DeliveryStatus.SKIPPED,
             reason="skipped: you stopped this trigger notifying you while it was held",
