@@ -65,6 +65,9 @@ EXPECTED: dict[tuple[str, str], tuple[Code, Code, Code, Code, Code]] = {
     ("GET", "/api/teams/"):                            (401, 200, 200, 200, 200),
     ("GET", "/api/preferences/"):                      (401, 200, 200, 200, 200),
     ("PUT", "/api/preferences/"):                      (401, 200, 200, 200, 200),
+    ("GET", "/api/preferences/dnd/"):                  (401, 200, 200, 200, 200),
+    ("PUT", "/api/preferences/dnd/"):                  (401, 200, 200, 200, 200),
+    ("DELETE", "/api/preferences/dnd/"):               (401, 200, 200, 200, 200),
     ("GET", "/api/deliveries/"):                       (401, 200, 200, 200, 200),
 
     ("GET", "/api/announcements/"):                    (401, 200, 200, 200, 200),
@@ -198,6 +201,8 @@ def body_for(method: str, path: str, world: World) -> dict | None:
         return {"api_key": world.team.api_token, "batch": []}
     if path == "/api/preferences/":
         return {"digest_hour": 8}
+    if path == "/api/preferences/dnd/":
+        return {"preset": "hour"}
     if path == "/api/announcements/":
         return {"organization": org, "title": "Hello"}
     if prefix == "channels" and method == "POST":
