@@ -9,7 +9,10 @@ Who may do what:
 - a trigger in a team the caller does not belong to does not exist for them (404), and
   ``team`` only accepts the caller's teams (400);
 - only an admin of the team's organization marks a trigger ``critical`` (or unmarks it):
-  its pushes go through quiet hours and do-not-disturb (400 on ``critical`` for anyone else).
+  its pushes go through quiet hours and do-not-disturb (400 on ``critical`` for anyone else);
+  what a critical trigger matches and whom it reaches (``kind``, ``config``, ``channels``,
+  ``subscribers``) is then changed by such an admin only (400 on those fields for its
+  owner), so nobody widens a pass an admin gave to one rule.
 
 Validation errors (400) have the API's one shape (:mod:`api.errors`): a flat object whose
 keys are paths into the request body and whose values are lists of messages::
@@ -66,6 +69,8 @@ from workspace.models import Cohort, Experiment, Insight, Membership, Role
 EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
 DEFAULT_CHANNELS = ({"type": Channel.IN_APP},)
 DEFAULT_DELIVERY = {"mode": "instant"}
+CRITICAL_REACH = ("kind", "config", "channels", "subscribers")
+"""What a critical trigger matches and whom it reaches: an organization admin's to change."""
 MAX_TEST_EVENTS = 100
 
 
@@ -258,12 +263,17 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
             errors.update(config_errors(kind, config) or _reference_errors(team, config))
         was_critical = trigger.critical if trigger else False
         organization_id = team.organization_id if team else None
-        if attrs.get("critical", was_critical) != was_critical and not is_org_admin(
-            self.context["request"].user, organization_id
-        ):
-            errors["critical"] = [
-                "only an admin of the organization can mark a trigger critical or unmark it"
-            ]
+        if not is_org_admin(self.context["request"].user, organization_id):
+            if attrs.get("critical", was_critical) != was_critical:
+                errors["critical"] = [
+                    "only an admin of the organization can mark a trigger critical or unmark it"
+                ]
+            if was_critical:
+                for name in _reach_changes(trigger, attrs):
+                    errors[name] = [
+                        "this trigger is critical (it passes quiet hours): only an admin of "
+                        "the organization changes what it matches and whom it reaches"
+                    ]
         if "subscribers" in attrs:
             errors.update(_subscriber_errors(team, attrs["subscribers"]))
             attrs["subscribers"] = list(dict.fromkeys(attrs["subscribers"]))
@@ -292,6 +302,21 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
 
 
 FILTERED_KINDS = frozenset({TriggerKind.EVENT, TriggerKind.EVENT_COUNT})
+
+
+def _reach_changes(trigger: Trigger, attrs: dict[str, Any]) -> list[str]:
+    """The fields of :data:`CRITICAL_REACH` this body changes (a PUT repeating them does not)."""
+    changed = []
+    for name in CRITICAL_REACH:
+        if name not in attrs:
+            continue
+        if name == "subscribers":
+            now = set(trigger.subscribers.values_list("pk", flat=True))
+            if set(attrs[name]) != now:
+                changed.append(name)
+        elif attrs[name] != getattr(trigger, name):
+            changed.append(name)
+    return changed
 
 
 def config_errors(kind: str, config: Any) -> dict[str, list[str]]:
