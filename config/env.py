@@ -67,7 +67,7 @@ NOTIFLOW_TOPIC_PARTITIONS = Variable(
 NOTIFLOW_TRIGGER_REFRESH_SECONDS = Variable(
     "NOTIFLOW_TRIGGER_REFRESH_SECONDS",
     "2",
-    "how often the consumer asks the database whether a trigger changed",
+    "how often the consumer asks whether a trigger changed, for events without a revision stamp",
 )
 EMAIL_URL = Variable("EMAIL_URL", "", "smtp://host:port for outgoing mail; console when unset")
 SLACK_API_BASE_URL = Variable(
