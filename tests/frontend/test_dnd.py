@@ -124,6 +124,7 @@ def test_a_push_held_by_do_not_disturb_shows_why_in_my_deliveries_and_the_center
 def test_categories_ticked_on_the_preferences_page_pass_quiet_hours(member, web, login):
     page = login(member)
     page.goto("/preferences/")
+    expect(page.get_by_role("button", name="Save preferences")).to_be_enabled()  # loaded
     page.get_by_label("From").fill("22:00")
     page.get_by_label("Until").fill("07:00")
     page.locator('[name="critical_categories"][value="alert"]').check()
