@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from notifications.models import Delivery, Notification, Preference, Trigger
@@ -125,6 +127,9 @@ def test_mark_all_read_with_the_keyboard_alone(member, web, notify, login):
 
 
 def test_rolled_up_rows_days_and_why(member, web, notify, login):
+    # Yesterday in the member's zone (UTC) at any time of day; 30 hours ago is two days
+    # back between midnight and 06:00.
+    yesterday_noon = (timezone.now() - timedelta(days=1)).replace(hour=12, minute=0)
     trigger = TriggerFactory(team=web, owner=member, name="Checkout errors")
     notify(
         member,
@@ -140,8 +145,8 @@ def test_rolled_up_rows_days_and_why(member, web, notify, login):
         member,
         web,
         title="Ada Lovelace edited dashboard “Pricing”",
-        first_seen_at=hours_ago(30),
-        last_seen_at=hours_ago(30),
+        first_seen_at=yesterday_noon,
+        last_seen_at=yesterday_noon,
     )
     page = login(member)
 
