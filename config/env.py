@@ -76,8 +76,9 @@ SLACK_API_BASE_URL = Variable(
 TELEGRAM_API_BASE_URL = Variable(
     "TELEGRAM_API_BASE_URL", "https://api.telegram.org", "Telegram Bot API base URL"
 )
-# Read by scripts/dev (which checks it and hands it to honcho) and the Procfile's web line,
-# not by Python: under honcho every process gets a PORT of its own.
+# Read by scripts/dev (which checks them and hands them to honcho) and the Procfile's web
+# line, not by Python: under honcho every process gets a PORT of its own.
+HOST = Variable("HOST", "127.0.0.1", "address scripts/dev serves the web process on")
 PORT = Variable("PORT", "8000", "port scripts/dev serves the web process on, 1 to 65535")
 NOTIFLOW_BASE_URL = Variable("NOTIFLOW_BASE_URL", "http://127.0.0.1:8000", "links in messages")
 NOTIFLOW_WEBHOOK_ALLOW_PRIVATE = Variable(
@@ -127,6 +128,7 @@ ALL: tuple[Variable, ...] = (
     EMAIL_URL,
     SLACK_API_BASE_URL,
     TELEGRAM_API_BASE_URL,
+    HOST,
     PORT,
     NOTIFLOW_BASE_URL,
     NOTIFLOW_WEBHOOK_ALLOW_PRIVATE,

@@ -1,5 +1,6 @@
-"""The web port of the local run: ``PORT`` (default 8000) reaches the Procfile's web process,
-and ``scripts/dev`` refuses a taken or impossible port in one line before it starts anything."""
+"""The web address of the local run: ``HOST`` (default 127.0.0.1) and ``PORT`` (default 8000)
+reach the Procfile's web process, and ``scripts/dev`` refuses a taken or impossible port, or
+an impossible host, in one line before it starts anything."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _dev(port: str) -> subprocess.CompletedProcess:
+def _dev(port: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["scripts/dev"],
         cwd=ROOT,
-        env={**os.environ, "PORT": port},
+        env={**os.environ, "PORT": port, **env},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -59,13 +60,40 @@ def test_an_impossible_port_stops_scripts_dev_naming_it(value):
     ]
 
 
-def test_the_procfile_web_process_listens_on_the_port_honcho_gives_it(tmp_path):
-    """``scripts/dev`` runs ``honcho start -p $PORT``; the web line must follow it."""
+@pytest.mark.parametrize("value", ["http://x", "a b", "-rf", "[::1]", "x" * 300])
+def test_an_impossible_host_stops_scripts_dev_naming_it(value):
+    result = _dev("8000", HOST=value)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"notiflow: HOST='{value}' must be an IPv4 address or a host name (e.g. 127.0.0.1, 0.0.0.0)"
+    ]
+
+
+def test_a_taken_port_on_the_chosen_host_is_named_with_that_host():
+    with socket.socket() as other:
+        other.bind(("127.0.0.2", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = _dev(str(port), HOST="127.0.0.2")
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"port {port} on 127.0.0.2 is taken" in result.stderr
+
+
+@pytest.mark.parametrize("host", [None, "127.0.0.2"])
+def test_the_procfile_web_process_listens_where_honcho_tells_it(tmp_path, host):
+    """``scripts/dev`` runs ``honcho start -p $PORT`` with ``HOST`` exported; the web line
+    must follow both."""
     port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}"}
+    env.pop("HOST", None)
+    if host is not None:
+        env |= {"HOST": host, "DJANGO_ALLOWED_HOSTS": host}
+    address = host or "127.0.0.1"
     honcho = subprocess.Popen(
         [sys.executable, "-m", "honcho", "-f", "Procfile", "start", "-p", str(port), "web"],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}"},
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -76,7 +104,7 @@ def test_the_procfile_web_process_listens_on_the_port_honcho_gives_it(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/docs/", timeout=5) as r:
+                with urllib.request.urlopen(f"http://{address}:{port}/api/docs/", timeout=5) as r:
                     assert r.status == 200
                     break
             except OSError:
@@ -86,4 +114,4 @@ def test_the_procfile_web_process_listens_on_the_port_honcho_gives_it(tmp_path):
     finally:
         os.killpg(honcho.pid, signal.SIGTERM)
         output = honcho.communicate(timeout=30)[0]
-    assert f"Starting development server at http://127.0.0.1:{port}/" in output
+    assert f"Starting development server at http://{address}:{port}/" in output
