@@ -14,7 +14,16 @@ as the real system and it says what each person must have:
 - nothing twice, whatever is replayed or resent; nobody hears about a team they are not
   in when the message is made;
 - an event is evaluated against the triggers as they were when the API accepted the
-  event (every trigger change the API answered before it).
+  event (every trigger change the API answered before it);
+- **digest items** (a ``digest`` trigger sends no message of its own: one in-app row per
+  match and recipient, whatever its channels, and the person's next digest): a run of the
+  daily or weekly digest at ``now`` builds, for each person on that cadence with an email
+  and the email digest on, the latest window now due — daily ``[00:00, 24:00)``, weekly
+  Monday to Monday, in the person's zone, due at the digest hour on the day the window
+  ends — once (a window built before is left alone, sent or empty); it holds the person's
+  rows made in that window or the one before it that no email digest holds yet, of teams
+  the person is in at build time, and not already emailed to them; one mail when it holds
+  anything, none when empty; nothing twice, whatever is re-run.
 
 Rules the model takes where DESIGN.md is silent, as a user of Sentry, Alertmanager or Knock
 would expect them:
@@ -27,6 +36,15 @@ would expect them:
   destination even if the trigger changed meanwhile: those matches happened.
 - Who is a member is read when the notification is made (the event is processed, or the
   window's summary is sent).
+- A row's digest window goes by when the row was made (the consume that wrote it; a
+  roll-up row when its window opened), and the digest counts a roll-up row as its count
+  at the run.
+- "Already emailed" is an instant email of the same match to the same person; a roll-up
+  summary is a count, so the in-app row of its window still goes in the digest (DESIGN.md
+  does not say either way).
+- A row made in a window whose digest was already built waits for the next window's
+  digest; a row two windows back from the one a run builds is not taken by it (the
+  README's backfill recipe: run once per missed window).
 """
 
 from __future__ import annotations
@@ -34,7 +52,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 AMOUNT_OVER_100 = "amount>100"
@@ -89,7 +107,7 @@ class TriggerConfig:
     count: int = 1
     window_minutes: int = 1
     channels: frozenset[str] = frozenset({"in_app"})
-    mode: str = "instant"  # "instant" | "rollup"
+    mode: str = "instant"  # "instant" | "rollup" | "digest"
     window_seconds: int = 60
     subscribers: frozenset[str] = frozenset()  # empty: the owner alone
     enabled: bool = True
@@ -153,6 +171,56 @@ class Message:
     count: int | None = None
 
 
+@dataclass(frozen=True)
+class DigestMail:
+    """One digest email as its reader sees it: how many items, in how many teams, and per
+    team and subject (``mbt<key>`` for a trigger, ``activity`` for activity on insights)
+    the number of items and what they add up to (a roll-up row weighs its count)."""
+
+    address: str
+    period: str
+    items: int
+    teams: int
+    groups: tuple[tuple[str, str, int, int], ...]  # (team, subject, items, weight), sorted
+
+
+@dataclass
+class Reader:
+    """A person's digest settings: cadence ``off`` | ``daily`` | ``weekly``, the digest
+    email switch, their zone (a fixed UTC offset in hours) and digest hour."""
+
+    cadence: str
+    email_on: bool
+    utc_offset: int
+    hour: int = 9
+
+    @property
+    def zone(self) -> timezone:
+        return timezone(timedelta(hours=self.utc_offset))
+
+
+def digest_window(period: str, at: datetime, zone: timezone) -> tuple[datetime, datetime]:
+    """The daily ``[00:00, 24:00)`` or weekly Monday-to-Monday window holding ``at``, in
+    ``zone``."""
+    local = at.astimezone(zone)
+    start = datetime.combine(local.date(), time(), tzinfo=zone)
+    if period == "weekly":
+        start -= timedelta(days=local.weekday())
+        return start, start + timedelta(days=7)
+    return start, start + timedelta(days=1)
+
+
+def due_digest_window(reader: Reader, at: datetime) -> tuple[datetime, datetime]:
+    """The latest window whose digest is due at ``at``: one that has ended, at the digest
+    hour of the day it ends."""
+    start, _ = digest_window(reader.cadence, at, reader.zone)
+    ended = digest_window(reader.cadence, start - timedelta(seconds=1), reader.zone)
+    due = max(ended[1], datetime.combine(ended[1].date(), time(reader.hour), tzinfo=reader.zone))
+    if due <= at:
+        return ended
+    return digest_window(reader.cadence, ended[0] - timedelta(seconds=1), reader.zone)
+
+
 @dataclass
 class Window:
     trigger: Trigger
@@ -178,9 +246,21 @@ class Counting:
 
 
 class Model:
-    def __init__(self, members: dict[str, set[str]], emails: dict[str, str]) -> None:
+    def __init__(
+        self,
+        members: dict[str, set[str]],
+        emails: dict[str, str],
+        readers: dict[str, Reader] | None = None,
+    ) -> None:
         self.members = {team: set(users) for team, users in members.items()}
         self.emails = dict(emails)
+        self.readers = dict(readers or {})
+        self.made_at: list[datetime] = []  # when each row of ``rows`` was made
+        self.emailed: set[int] = set()  # rows whose match was emailed to their person
+        self.built: set[tuple[str, str, datetime]] = set()  # (person, period, window start)
+        self.in_digest: set[int] = set()  # rows an email digest holds
+        self.digest_mails: list[DigestMail] = []
+        self._made = datetime.min.replace(tzinfo=UTC)
         self.triggers: dict[int, Trigger] = {}
         self.pending: list[Pending] = []
         self.seen: set[str] = set()
@@ -233,8 +313,10 @@ class Model:
 
     # --- what the pipeline must do -------------------------------------------------------
 
-    def consume(self, now: datetime) -> None:
-        """Everything pending is processed at ``now``."""
+    def consume(self, now: datetime, made: datetime | None = None) -> None:
+        """Everything pending is processed at ``now``; rows are made at ``made`` (the wall
+        clock of the consume; ``now`` when not given)."""
+        self._made = made or now
         pending, self.pending = self.pending, []
         for item in pending:
             event = item.event
@@ -278,17 +360,27 @@ class Model:
     def _matched(self, trigger: Trigger, event: Event, now: datetime) -> None:
         config = trigger.config
         recipients = self._recipients(event.team, trigger.audience(), event.actor)
+        if config.mode == "digest":  # no message of its own: the center, then the digest
+            for user in recipients:
+                self._add_row(Row(user, event.team, trigger.key, event.id))
+            return
         for channel in sorted(config.channels):
             targets = [trigger.slack_target] if channel == "slack" else recipients
             for target in targets:
                 if config.mode == "rollup":
                     self._hit(trigger, channel, target, now)
                 elif channel == "in_app":
-                    self.rows.append(Row(target, event.team, trigger.key, event.id))
+                    self._add_row(Row(target, event.team, trigger.key, event.id))
+                    if "email" in config.channels:
+                        self.emailed.add(len(self.rows) - 1)
                 elif channel == "email":
                     self.messages.append(Message(self.emails[target], trigger.key))
                 else:
                     self.messages.append(Message(target, trigger.key))
+
+    def _add_row(self, row: Row) -> None:
+        self.rows.append(row)
+        self.made_at.append(self._made)
 
     def _hit(self, trigger: Trigger, channel: str, destination: str, now: datetime) -> None:
         key = (trigger.key, channel, destination)
@@ -301,7 +393,7 @@ class Model:
             window = self.windows[key] = Window(trigger, channel, destination, closes_at)
             if channel == "in_app":
                 window.row = len(self.rows)
-                self.rows.append(Row(destination, trigger.team, trigger.key, None, 0))
+                self._add_row(Row(destination, trigger.team, trigger.key, None, 0))
         window.count += 1
         if window.row is not None:
             self.rows[window.row] = replace(self.rows[window.row], count=window.count)
@@ -324,9 +416,52 @@ class Model:
         if event.action != "created":
             audience = before | {self.owners[resource]}
             for user in self._recipients(event.team, audience, event.actor):
-                self.rows.append(Row(user, event.team, None, event.id))
+                self._add_row(Row(user, event.team, None, event.id))
         if event.actor is not None:
             before.add(event.actor)
+
+    def set_reader(self, user: str, **changes: Any) -> None:
+        self.readers[user] = replace(self.readers[user], **changes)
+
+    def run_digests(self, periods: list[str], at: datetime) -> None:
+        """One run of the daily and/or weekly digest at ``at`` (build, then send)."""
+        for user, reader in sorted(self.readers.items()):
+            if reader.cadence not in periods or not reader.email_on or not self.emails[user]:
+                continue
+            start, end = due_digest_window(reader, at)
+            key = (user, reader.cadence, start)
+            if key in self.built:
+                continue
+            self.built.add(key)
+            since, _ = digest_window(reader.cadence, start - timedelta(seconds=1), reader.zone)
+            items = [
+                i
+                for i, row in enumerate(self.rows)
+                if row.user == user
+                and since <= self.made_at[i] < end
+                and i not in self.in_digest
+                and i not in self.emailed
+                and user in self.members[row.team]
+            ]
+            self.in_digest.update(items)
+            if items:
+                self.digest_mails.append(self._digest_mail(user, reader.cadence, items))
+
+    def _digest_mail(self, user: str, period: str, items: list[int]) -> DigestMail:
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i in items:
+            row = self.rows[i]
+            subject = f"mbt{row.trigger}" if row.trigger is not None else "activity"
+            group = groups.setdefault((row.team, subject), [0, 0])
+            group[0] += 1
+            group[1] += max(row.count, 1)
+        return DigestMail(
+            address=self.emails[user],
+            period=period,
+            items=len(items),
+            teams=len({team for team, _ in groups}),
+            groups=tuple(sorted((t, s, n, w) for (t, s), (n, w) in groups.items())),
+        )
 
     # --- what each person can see -----------------------------------------------------------
 
@@ -339,3 +474,6 @@ class Model:
 
     def deliveries(self) -> Counter[Message]:
         return Counter(self.messages)
+
+    def digests(self) -> Counter[DigestMail]:
+        return Counter(self.digest_mails)

@@ -9,17 +9,25 @@ people leaving and rejoining a team — and what the pipeline does with it: the 
 loop (``ConsumerLoop`` + ``EventProcessor`` over Kafka) run until caught up, restarted (a
 new trigger cache), or crashed after its database commit and replayed; roll-up windows
 flushed by ``rollup.flush_due`` at a clock past their end; deliveries run by Celery (inline
-in tests) to the local Slack server and aiosmtpd.
+in tests) to the local Slack server and aiosmtpd; people changing their digest cadence or
+switching the email digest off (``PUT /api/preferences/``); and ``manage.py digests run``
+as beat runs it, with ``--now`` at the sequence's clock, a day or a week ahead, past the
+hour the digest is due or just before it, sometimes twice in a row.
 
 After every step the real system is compared with :class:`tests.reliability.model.Model`,
 a pure reference written from DESIGN.md's promises: each person's in-app rows (and counts),
-their unread badge, and every message at every Slack channel and mailbox. A failing
+their unread badge, every message at every Slack channel and mailbox, and each digest
+email (its items, per team and trigger, and what they add up to). A failing
 sequence is shrunk by Hypothesis; each one found is kept below as a plain regression test.
 
 Bounds: ``MODEL_EXAMPLES`` sequences of at most ``MODEL_STEPS`` steps, derandomized so CI
 runs the same sequences every time; ``NOTIFLOW_MODEL_EXAMPLES=200
 NOTIFLOW_MODEL_RANDOM=1`` explores further locally. Each sequence has its own Kafka topics
 and starts from empty tables.
+
+Everyone's digest zone puts the sequence near local noon (a fixed UTC offset chosen when
+it starts), so a daily or weekly window never ends while it runs: which window each row
+falls in has one right answer, whatever the time of day CI runs.
 
 Where a change could be ambiguous — a trigger change while events it could apply to are
 still unconsumed, which DESIGN.md leaves either way for events ingested *before* the
@@ -29,6 +37,7 @@ resent batch is resent before any trigger or membership change (as a client's re
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -43,6 +52,7 @@ from typing import Any, ClassVar
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from django.core.management.color import no_style
 from django.db import connection
 from django.utils import timezone
@@ -59,14 +69,15 @@ from hypothesis.stateful import (
 )
 from rest_framework.test import APIClient
 
+from digests.history import client_for
 from notifications import rollup, stream, tasks
 from notifications.consumers import BatchPolicy, BatchResult, ConsumerLoop, EventProcessor
 from notifications.events import MAX_PROPERTIES_DEPTH
-from notifications.models import Delivery, DeliveryStatus, Notification, Outbox
+from notifications.models import Delivery, DeliveryStatus, Notification, Outbox, Preference
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 from tests.notifications.test_delivery import slack_config
 from tests.reliability import model as m
-from workspace.models import ActivityLog, Membership, Role
+from workspace.models import ActivityLog, Membership, Role, UserProfile
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -92,6 +103,29 @@ PEOPLE = sorted({u for users in TEAMS.values() for u in users})
 
 SUMMARY = re.compile(r"seen ([\d,]+) times? between")
 EMAIL_TRIGGER = re.compile(r"\] mbt(\d+): ")
+
+DELIVERIES = [("instant", 60), ("rollup", 30), ("rollup", 90), ("digest", 60)]
+# Digest settings at the start of each sequence; erin's zone is 5 hours from the others'.
+CADENCES = {"alice": "daily", "bob": "weekly", "carol": "off", "dave": "daily", "erin": "daily"}
+DIGEST_HOUR = 9
+DIGEST_SUBJECT = re.compile(r"^Your (daily|weekly) digest: ([\d,]+) updates? in (\d+) teams?$")
+DIGEST_TRIGGER = re.compile(r"^mbt(\d+): (?:([\d,]+) × )?")
+WEIGHT = re.compile(r"^([\d,]+) ")
+TIMES = re.compile(r"\(×([\d,]+)\)")
+MORE = re.compile(r"^   – …and ([\d,]+) more$")
+RUN_AT = {
+    "now": None,
+    "tomorrow 08:30": (1, 8, 30),
+    "tomorrow 09:00": (1, 9, 0),
+    "tomorrow 10:00": (1, 10, 0),
+    "in two days": (2, 10, 0),
+    "in three days": (3, 10, 0),
+    "next monday": ("monday", 9, 30),
+    "monday week": ("monday week", 9, 30),
+}
+"""When ``digests run`` runs: the sequence's clock, or a local time (in alice's zone) that
+many days ahead."""
+FINAL_RUNS = ["tomorrow 10:00", "in two days", "next monday"]
 
 # --- what clients send ------------------------------------------------------------------
 
@@ -224,9 +258,28 @@ class Pipeline(RuleBasedStateMachine):
             self.clients[name] = client
         self.anonymous = APIClient()
         self.trigger_ids: dict[int, int] = {}
+        offset = 12 - self.base.hour  # local noon, give or take half an hour
+        away = offset + 5 if offset <= 9 else offset - 5  # UTC offsets run -12 … +14
+        readers = {
+            name: m.Reader(
+                cadence=CADENCES[name],
+                email_on=True,
+                utc_offset=away if name == "erin" else offset,
+                hour=DIGEST_HOUR,
+            )
+            for name in PEOPLE
+        }
+        for name, reader in readers.items():
+            user = self.users[name]
+            zone = f"Etc/GMT{-reader.utc_offset:+d}"  # POSIX signs: Etc/GMT-5 is UTC+5
+            UserProfile.objects.update_or_create(user=user, defaults={"timezone": zone})
+            Preference.objects.update_or_create(
+                user=user, defaults={"digest_cadence": reader.cadence, "digest_hour": reader.hour}
+            )
         self.model = m.Model(
             members={team: set(names) for team, names in TEAMS.items()},
             emails={name: user.email for name, user in self.users.items()},
+            readers=readers,
         )
         stream.ensure_topics()
         self._start_consumer()
@@ -261,7 +314,7 @@ class Pipeline(RuleBasedStateMachine):
 
     def _consume(self) -> None:
         self._run_consumer()
-        self.model.consume(self.now())
+        self.model.consume(self.now(), made=timezone.now())
 
     def _settle(self, team: str, *names: str) -> None:
         """Consume first when unconsumed events could be evaluated either way by a change
@@ -279,13 +332,17 @@ class Pipeline(RuleBasedStateMachine):
         self.stats["steps"] += 1
 
     def teardown(self) -> None:
-        """Let every window end, consume and flush what is left, compare once more (unless
-        a step already failed), and empty the tables for the next sequence."""
+        """Let every window end, consume and flush what is left, run the digests due the
+        next days, compare once more (unless a step already failed), and empty the tables
+        for the next sequence."""
         try:
             if getattr(self, "loop", None) is not None and sys.exc_info()[0] is None:
                 self.offset += timedelta(days=1)
                 self._consume()
                 self._flush()
+                self.offset -= timedelta(days=1)
+                for when in FINAL_RUNS:  # every row made so far is due in one of these
+                    self._run_digests(when, None)
                 self._compare()
                 if os.environ.get("H5_DEBUG"):
                     print(
@@ -297,10 +354,13 @@ class Pipeline(RuleBasedStateMachine):
                 self.stats["in-app rows"] += len(self.model.rows)
                 self.stats["messages"] += len(self.model.messages)
                 self.stats["events"] += len(self.model.seen)
+                self.stats["digest mails"] += len(self.model.digest_mails)
+                self.stats["digest items"] += len(self.model.in_digest)
         finally:
             if getattr(self, "consumer", None) is not None:
                 self._stop_consumer()
             _empty_tables()
+            _forget_digest_history()
 
     # --- triggers ----------------------------------------------------------------------
 
@@ -310,7 +370,7 @@ class Pipeline(RuleBasedStateMachine):
         "event": st.sampled_from(EVENT_NAMES),
         "filter_name": st.sampled_from([None, None, m.AMOUNT_OVER_100, m.PLAN_IS_PRO]),
         "channels": st.sets(st.sampled_from(["in_app", "email", "slack"]), min_size=1),
-        "delivery": st.sampled_from([("instant", 60), ("rollup", 30), ("rollup", 90)]),
+        "delivery": st.sampled_from(DELIVERIES),
         "count": st.integers(2, 3),
         "window_minutes": st.integers(1, 2),
         "data": st.data(),
@@ -416,9 +476,7 @@ class Pipeline(RuleBasedStateMachine):
             changed = replace(trigger, config=replace(config, channels=channels))
             self._patch(key, {"channels": _channels_body(changed)}, channels=channels)
         elif what == "delivery":
-            mode, seconds = data.draw(
-                st.sampled_from([("instant", 60), ("rollup", 30), ("rollup", 90)])
-            )
+            mode, seconds = data.draw(st.sampled_from(DELIVERIES))
             body = {"delivery": _delivery_body(replace(config, mode=mode, window_seconds=seconds))}
             self._patch(key, body, mode=mode, window_seconds=seconds)
         elif what == "subscribers":
@@ -629,6 +687,59 @@ class Pipeline(RuleBasedStateMachine):
         tasks.deliver_all(rollup.flush_due(now=self.now()))
         self.model.flush(self.now())
 
+    # --- digests -------------------------------------------------------------------------
+
+    @rule(
+        user=st.sampled_from(PEOPLE),
+        what=st.sampled_from(["off", "daily", "daily", "weekly", "email off", "email on"]),
+    )
+    def digest_settings(self, user, what):
+        """A person picks a digest cadence, or switches the email digest off or on, on the
+        preferences page (``PUT /api/preferences/``)."""
+        if what.startswith("email"):
+            on = what == "email on"
+            body: dict[str, Any] = {"channels": {"digest": {"email": on}}}
+            changes: dict[str, Any] = {"email_on": on}
+        else:
+            body, changes = {"digest_cadence": what}, {"cadence": what}
+        response = self.clients[user].put("/api/preferences/", body, format="json")
+        assert response.status_code == 200, response.content
+        self.model.set_reader(user, **changes)
+        self.log(f"{user} sets digests: {what}")
+
+    @precondition(lambda self: self.model.rows)
+    @rule(
+        when=st.sampled_from(sorted(RUN_AT)),
+        period=st.sampled_from([None, "daily", "weekly"]),
+        twice=st.booleans(),
+    )
+    def run_digests(self, when, period, twice):
+        """Beat runs ``manage.py digests run`` (every period, or one), at the sequence's
+        clock or a clock ahead of it; sometimes the same run twice in a row."""
+        for _ in range(2 if twice else 1):
+            self._run_digests(when, period)
+
+    def _run_digests(self, when: str, period: str | None) -> None:
+        at = self._run_at(when)
+        args = ["run", "--now", at.isoformat()] + (["--period", period] if period else [])
+        out = io.StringIO()
+        call_command("digests", *args, stdout=out)
+        assert out.getvalue().splitlines()[-1].startswith("digests run "), out.getvalue()
+        self.model.run_digests([period] if period else ["daily", "weekly"], at)
+        self.log(f"digests run {period or 'all'} at {when} ({at.isoformat()})")
+        self.stats["digest runs"] += 1
+
+    def _run_at(self, when: str) -> datetime:
+        if RUN_AT[when] is None:
+            return self.now()
+        days, hour, minute = RUN_AT[when]
+        zone = self.model.readers["alice"].zone
+        today = self.now().astimezone(zone).date()
+        if days in ("monday", "monday week"):
+            days = 7 - today.weekday() + (7 if days == "monday week" else 0)
+        day = today + timedelta(days=days)
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+
     # --- the comparison ------------------------------------------------------------------
 
     @invariant()
@@ -660,6 +771,8 @@ class Pipeline(RuleBasedStateMachine):
 
         got = Counter(self._slack_messages()) + Counter(self._emails())
         assert _diff(got, self.model.deliveries()) == {}, f"messages differ after:\n{context}"
+        digests = Counter(self._digest_mails())
+        assert _diff(digests, self.model.digests()) == {}, f"digests differ after:\n{context}"
         # A roll-up summary whose person left the team since the window opened is recorded
         # ``skipped`` with the reason (the model sends them nothing, as it checks above).
         unsent = list(
@@ -682,6 +795,8 @@ class Pipeline(RuleBasedStateMachine):
     def _emails(self) -> list[m.Message]:
         found = []
         for mail in self.smtp.messages[self.smtp_seen :]:
+            if mail.message["X-Notiflow-Digest"]:
+                continue
             subject = str(mail.message["Subject"])
             trigger = EMAIL_TRIGGER.search(subject)
             assert trigger, subject
@@ -690,6 +805,81 @@ class Pipeline(RuleBasedStateMachine):
             for address in mail.rcpt_tos:
                 found.append(m.Message(address, int(trigger.group(1)), count))
         return found
+
+    def _digest_mails(self) -> list[m.DigestMail]:
+        teams = {team.name: name for name, team in self.teams.items()}
+        found = []
+        for mail in self.smtp.messages[self.smtp_seen :]:
+            if not mail.message["X-Notiflow-Digest"]:
+                continue
+            subject = DIGEST_SUBJECT.match(str(mail.message["Subject"]))
+            assert subject, mail.message["Subject"]
+            [address] = mail.rcpt_tos
+            groups = _digest_groups(mail.part("text/plain"), teams)
+            found.append(
+                m.DigestMail(
+                    address=address,
+                    period=subject.group(1),
+                    items=int(subject.group(2).replace(",", "")),
+                    teams=int(subject.group(3)),
+                    groups=groups,
+                )
+            )
+        return found
+
+
+@dataclass
+class _Group:
+    """One "• …" line of a digest email and the "– …" lines under it."""
+
+    team: str
+    about: str
+    listed: int = 0
+    weight: int = 1  # what the headline adds up to
+
+    @property
+    def items(self) -> int:
+        return self.listed or 1
+
+
+def _digest_groups(text: str, teams: dict[str, str]) -> tuple[tuple[str, str, int, int], ...]:
+    """A digest email's text read as its reader does: per team section, per group line,
+    what it is about (``mbt<key>`` or ``activity``), how many items it lists (its "– …"
+    lines and "…and N more"; one when none) and what they add up to ("mbt1: 12 ×
+    checkout_error", "… (×5)", "3 edits to …")."""
+    found: list[_Group] = []
+    team = "?"
+    lines = text.replace("\r\n", "\n").split("\n")
+    for before, line in zip(["", *lines[:-1]], lines, strict=True):
+        if line.startswith("• "):
+            headline = line[2:]
+            trigger = DIGEST_TRIGGER.match(headline)
+            many = trigger.group(2) if trigger else (WEIGHT.match(headline) or [None, None])[1]
+            times = TIMES.search(headline)
+            weight = many or (times.group(1) if times else "1")
+            about = f"mbt{trigger.group(1)}" if trigger else "activity"
+            found.append(_Group(team, about, weight=int(weight.replace(",", ""))))
+        elif line.startswith("   – ") and found:
+            more = MORE.match(line)
+            found[-1].listed += int(more.group(1).replace(",", "")) if more else 1
+        elif before == "" and line in teams:
+            team = teams[line]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for group in found:
+        totals = groups.setdefault((group.team, group.about), [0, 0])
+        totals[0] += group.items
+        totals[1] += group.weight
+    return tuple(sorted((t, a, n, w) for (t, a), (n, w) in groups.items()))
+
+
+def _forget_digest_history() -> None:
+    """Digest history lives in Redis under the sequence's topic prefix: delete it."""
+    from django.conf import settings as django_settings
+
+    client = client_for(django_settings.REDIS_URL)
+    prefix = django_settings.NOTIFLOW_TOPIC_PREFIX
+    for key in client.scan_iter(match=f"{prefix}:digest:*", count=500):
+        client.delete(key)
 
 
 def _diff(got: Counter, expected: Counter) -> dict[str, list]:
@@ -719,7 +909,7 @@ def _channels_body(trigger: m.Trigger) -> list[dict[str, str]]:
 def _delivery_body(config: m.TriggerConfig) -> dict[str, Any]:
     if config.mode == "rollup":
         return {"mode": "rollup", "window_seconds": config.window_seconds}
-    return {"mode": "instant"}
+    return {"mode": config.mode}
 
 
 KEPT_TABLES = {"django_migrations", "django_content_type", "auth_permission"}
@@ -813,6 +1003,25 @@ def test_a_replay_tells_nobody_of_an_edit_made_before_they_worked_on_the_resourc
     assert _activity_rows(people["Carol"][0]) == []
 
 
+def _roll_up_trigger(team, owner, *, channel: str, subscribers=()) -> APIClient:
+    """``owner`` makes a 60 s roll-up of ``checkout_error`` on ``channel`` through the API;
+    returns their logged-in client."""
+    client = APIClient()
+    client.force_authenticate(owner)
+    body = {
+        "team": team.pk,
+        "name": "Checkout errors",
+        "kind": "event",
+        "config": {"event": "checkout_error"},
+        "channels": [{"type": channel}],
+        "delivery": {"mode": "rollup", "window_seconds": 60},
+        "subscribers": list(subscribers),
+    }
+    response = client.post("/api/triggers/", body, format="json")
+    assert response.status_code == 201, response.content
+    return client
+
+
 def test_a_batch_resent_before_the_consumer_read_it_counts_once_in_its_roll_up(
     team, member_of, drain
 ):
@@ -821,21 +1030,7 @@ def test_a_batch_resent_before_the_consumer_read_it_counts_once_in_its_roll_up(
     the event is claimed once, but each copy's hit is counted (``_new_hits`` keeps every
     hit whose event was new), so the window and its in-app row say 2 for one event."""
     alice = member_of(team)
-    client = APIClient()
-    client.force_authenticate(alice)
-    response = client.post(
-        "/api/triggers/",
-        {
-            "team": team.pk,
-            "name": "Checkout errors",
-            "kind": "event",
-            "config": {"event": "checkout_error"},
-            "channels": [{"type": "in_app"}],
-            "delivery": {"mode": "rollup", "window_seconds": 60},
-        },
-        format="json",
-    )
-    assert response.status_code == 201, response.content
+    client = _roll_up_trigger(team, alice, channel="in_app")
     body = {
         "api_key": team.api_token,
         "batch": [{"event": "checkout_error", "distinct_id": "u1", "uuid": str(uuid.uuid4())}],
@@ -846,3 +1041,22 @@ def test_a_batch_resent_before_the_consumer_read_it_counts_once_in_its_roll_up(
     drain(expected=2)
 
     assert list(Notification.objects.filter(recipient=alice).values_list("count", flat=True)) == [1]
+
+
+def test_a_person_who_left_the_team_gets_no_roll_up_summary_of_it(
+    team, member_of, drain, smtp_server
+):
+    """Found by the model (its derandomized run on main at cd83664, before 1480c9c): a
+    roll-up trigger mails Bob; a match opens his window; Bob leaves the team; the window
+    ends. "Users only ever hear about teams they belong to": the summary is made when the
+    window ends, so it does not go to someone who is no longer a member."""
+    alice, bob = member_of(team), member_of(team)
+    client = _roll_up_trigger(team, alice, channel="email", subscribers=[bob.pk])
+    body = {"api_key": team.api_token, "batch": [{"event": "checkout_error", "distinct_id": "u"}]}
+    assert client.post("/api/ingest/", body, format="json").status_code == 202
+    drain(expected=1)
+
+    Membership.objects.filter(team=team, user=bob).delete()
+    tasks.deliver_all(rollup.flush_due(now=timezone.now() + timedelta(minutes=2)))
+
+    assert [m.rcpt_tos for m in smtp_server.messages] == []
