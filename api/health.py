@@ -1,26 +1,32 @@
 """What ``/api/health/`` reports: the three services notiflow stands on, each ``ok`` or the
-error, and whether the pipeline keeps up — the consumer's lag, the outbox and the deliveries
-waiting for a worker — against the ``NOTIFLOW_HEALTH_*`` thresholds.
+error (its text for staff only), and whether the pipeline keeps up — the consumer's lag, the
+outbox and the deliveries waiting for a worker — against the ``NOTIFLOW_HEALTH_*`` thresholds.
 
 ``status`` is ``down`` when a service does not answer (HTTP 503: this process cannot work),
 ``degraded`` when every service answers but a figure is over its threshold (HTTP 200, with a
 reason per figure: the pipeline is behind, not broken), else ``ok``.
+
+One reading serves every caller for :data:`CACHE_SECONDS` (in the shared cache), so a load
+balancer's polling or a flood of requests opens no Kafka client and runs no query per request.
+Only staff see a failure's exception text; everyone else sees which service, not why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import datetime
 
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kafka import TopicPartition
-from kafka.admin import OffsetSpec
+from kafka.admin import KafkaAdminClient, OffsetSpec
 
 from notifications import stream
 from notifications.models import Delivery, DeliveryStatus, Outbox
@@ -40,59 +46,34 @@ def check_redis() -> None:
         client.close()
 
 
-def check_kafka() -> None:
-    stream.require_broker()  # a down broker answers in seconds, not the client's 30 s
-    admin = stream.build_admin()
-    try:
-        admin.list_topics()
-    finally:
-        admin.close()
+SERVICES = ("database", "redis", "kafka")
 
 
-CHECKS: dict[str, Callable[[], None]] = {
-    "database": check_database,
-    "redis": check_redis,
-    "kafka": check_kafka,
-}
+def _failure(exc: Exception) -> str:
+    return f"{exc.__class__.__name__}: {exc}".strip()
 
 
-def service_health() -> dict[str, str]:
-    results = {}
-    for name, check in CHECKS.items():
-        try:
-            check()
-        except Exception as exc:  # the health page reports every failure as text
-            results[name] = f"error: {exc.__class__.__name__}: {exc}".strip()
-        else:
-            results[name] = "ok"
-    return results
-
-
-def consumer_lag() -> int:
+def consumer_lag(admin: KafkaAdminClient) -> int:
     """Events on the events topic that group ``consume_events`` has not committed past: each
     partition's end offset minus the group's committed one (a partition it never committed
     counts from its earliest offset, where the consumer would start)."""
-    admin = stream.build_admin()
-    try:
-        name = stream.topic(TopicName.EVENTS)
-        (described,) = admin.describe_topics([name])
-        partitions = [TopicPartition(name, p["partition_index"]) for p in described["partitions"]]
-        if not partitions:  # not created yet: nothing was published
-            return 0
-        end = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
-        group = stream.consumer_group()
-        committed = {
-            tp: meta.offset
-            for tp, meta in admin.list_group_offsets(group).get(group, {}).items()
-            if meta.offset >= 0
-        }
-        never = [tp for tp in partitions if tp not in committed]
-        if never:
-            earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in never})
-            committed.update({tp: earliest[tp].offset for tp in never})
-        return sum(max(0, end[tp].offset - committed[tp]) for tp in partitions)
-    finally:
-        admin.close()
+    name = stream.topic(TopicName.EVENTS)
+    (described,) = admin.describe_topics([name])
+    partitions = [TopicPartition(name, p["partition_index"]) for p in described["partitions"]]
+    if not partitions:  # not created yet: nothing was published
+        return 0
+    end = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+    group = stream.consumer_group()
+    committed = {
+        tp: meta.offset
+        for tp, meta in admin.list_group_offsets(group).get(group, {}).items()
+        if meta.offset >= 0
+    }
+    never = [tp for tp in partitions if tp not in committed]
+    if never:
+        earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in never})
+        committed.update({tp: earliest[tp].offset for tp in never})
+    return sum(max(0, end[tp].offset - committed[tp]) for tp in partitions)
 
 
 def _age(moment: datetime | None, now: datetime) -> float:
@@ -162,28 +143,84 @@ FIGURE_HELP = {
 }
 
 
-def pipeline_figures(services: dict[str, str]) -> tuple[dict[str, float | None], list[str]]:
-    """Each figure, or None when the service it is read from is down or the reading failed
-    (then with the error as a reason)."""
+def _attempt(check: Callable[[], object]) -> str | None:
+    try:
+        check()
+    except Exception as exc:  # the health page reports every failure, never a 500
+        return _failure(exc)
+    return None
+
+
+def _kafka(figures: dict[str, float | None]) -> tuple[str | None, str | None]:
+    """Whether Kafka answers and, when it does, the consumer lag into ``figures``, on one
+    admin client: Kafka's failure and the lag's (each None when there is none)."""
+    try:
+        stream.require_broker()  # a down broker answers in seconds, not the client's 30 s
+        admin = stream.build_admin()
+    except Exception as exc:
+        return _failure(exc), None
+    with closing(admin):
+        if (failure := _attempt(admin.list_topics)) is not None:
+            return failure, None
+        try:
+            figures["consumer_lag"] = consumer_lag(admin)
+        except Exception as exc:
+            return None, _failure(exc)
+    return None, None
+
+
+def read() -> dict:
+    """One reading of every service and figure: ``failures`` per service (None when it
+    answers), the lag's own failure, the figures (None when their service is down)."""
     now = timezone.now()
     figures: dict[str, float | None] = dict.fromkeys(FIGURE_HELP)
-    errors: list[str] = []
-    try:
-        if services["kafka"] == "ok":
-            figures["consumer_lag"] = consumer_lag()
-    except Exception as exc:  # reported, never a 500 from the health page
-        errors.append(f"consumer lag unreadable: {exc.__class__.__name__}: {exc}")
-    if services["database"] == "ok":
+    failures = {"database": _attempt(check_database), "redis": _attempt(check_redis)}
+    failures["kafka"], lag_failure = _kafka(figures)
+    if failures["database"] is None:
         figures["outbox_backlog"], figures["outbox_oldest_seconds"] = outbox_figures(now)
         figures["delivery_oldest_due_seconds"] = oldest_due_delivery_age(now)
-    return figures, errors
+    return {"checked_at": now, "failures": failures, "lag_failure": lag_failure, "figures": figures}
 
 
-def health() -> tuple[dict, bool]:
-    """The report, and whether every service answers."""
-    services = service_health()
+CACHE_SECONDS = 5  # a reading serves every caller, in every process, this long
+CACHE_KEY = "notiflow:health:reading"
+# One process reads while the others serve the previous reading; the lease outlives the
+# slowest reading (Redis 2 s, the broker probe 3 s, the admin requests 10 s each).
+LEASE_KEY = "notiflow:health:reading:lease"
+LEASE_SECONDS = 30
+
+
+def cached_reading() -> dict:
+    """The last reading if younger than :data:`CACHE_SECONDS`, or the previous one while
+    another process takes the next; else a new one. When Redis (the cache) does not answer,
+    every call reads: the page must still say Redis is down."""
+    try:
+        last = cache.get(CACHE_KEY)
+        fresh = last and (timezone.now() - last["checked_at"]).total_seconds() < CACHE_SECONDS
+        if fresh or (last and not cache.add(LEASE_KEY, 1, timeout=LEASE_SECONDS)):
+            return last
+    except redis.RedisError:
+        return read()
+    reading = read()
+    with suppress(redis.RedisError):  # went down while reading: the reading says so
+        cache.set(CACHE_KEY, reading, timeout=CACHE_SECONDS + LEASE_SECONDS)
+        cache.delete(LEASE_KEY)
+    return reading
+
+
+def health(*, detailed: bool) -> tuple[dict, bool]:
+    """The report, and whether every service answers. Without ``detailed`` a failure is
+    named, not quoted: exception text names hosts, users and addresses."""
+    reading = cached_reading()
+    services = {
+        name: "ok" if failure is None else f"error: {failure if detailed else 'unreachable'}"
+        for name, failure in reading["failures"].items()
+    }
     down = [f"{name}: {result}" for name, result in services.items() if result != "ok"]
-    figures, unreadable = pipeline_figures(services)
+    figures = reading["figures"]
+    unreadable = []
+    if (failure := reading["lag_failure"]) is not None:
+        unreadable.append("consumer lag unreadable" + (f": {failure}" if detailed else ""))
     behind = unreadable + [
         reason
         for threshold in THRESHOLDS
@@ -196,5 +233,6 @@ def health() -> tuple[dict, bool]:
         **services,
         "pipeline": figures,
         "thresholds": {threshold.figure: threshold.limit() for threshold in THRESHOLDS},
+        "checked_at": reading["checked_at"],
     }
     return report, not down

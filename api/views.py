@@ -1,48 +1,63 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.health import CHECKS, FIGURE_HELP, THRESHOLDS, health
-from api.permissions import organization_roles
+from api.health import FIGURE_HELP, SERVICES, THRESHOLDS, health
+from api.permissions import HealthRateThrottle, organization_roles
 from api.serializers import MeSerializer, TeamSerializer
 from workspace.models import Team
 
+_HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.ChoiceField(choices=["ok", "degraded", "down"]),
+        "reasons": serializers.ListField(child=serializers.CharField()),
+        **{name: serializers.CharField() for name in SERVICES},
+        "pipeline": inline_serializer(
+            "HealthPipeline",
+            {
+                name: serializers.FloatField(allow_null=True, help_text=help_text)
+                for name, help_text in FIGURE_HELP.items()
+            },
+        ),
+        "thresholds": inline_serializer(
+            "HealthThresholds",
+            {t.figure: serializers.FloatField(help_text=t.setting) for t in THRESHOLDS},
+        ),
+        "checked_at": serializers.DateTimeField(
+            help_text="When this reading was taken; one serves every caller for 5 s."
+        ),
+    },
+)
+
 
 class HealthView(APIView):
-    """Whether notiflow works and keeps up: each service ``ok`` or the error, the pipeline's
-    figures against their thresholds, and ``status`` ``ok``, ``degraded`` (behind: 200) or
-    ``down`` (a service does not answer: 503), with a reason for each problem."""
+    """Whether notiflow works and keeps up: each service ``ok`` or ``error: unreachable``
+    (staff: the error itself), the pipeline's figures against their thresholds, and
+    ``status`` ``ok``, ``degraded`` (behind: 200) or ``down`` (a service does not answer:
+    503), with a reason for each problem, as read at ``checked_at`` (one reading serves
+    every caller for 5 s). Anyone may ask; all but staff at the ``health`` rate per client
+    IP (429 beyond it)."""
 
     permission_classes = [AllowAny]
-    authentication_classes: list = []
+    throttle_classes = [HealthRateThrottle]
 
     @extend_schema(
-        responses=inline_serializer(
-            "Health",
-            {
-                "status": serializers.ChoiceField(choices=["ok", "degraded", "down"]),
-                "reasons": serializers.ListField(child=serializers.CharField()),
-                **{name: serializers.CharField() for name in CHECKS},
-                "pipeline": inline_serializer(
-                    "HealthPipeline",
-                    {
-                        name: serializers.FloatField(allow_null=True, help_text=help_text)
-                        for name, help_text in FIGURE_HELP.items()
-                    },
-                ),
-                "thresholds": inline_serializer(
-                    "HealthThresholds",
-                    {t.figure: serializers.FloatField(help_text=t.setting) for t in THRESHOLDS},
-                ),
-            },
-        )
+        responses={
+            200: _HEALTH,
+            503: OpenApiResponse(_HEALTH, description="A service does not answer."),
+            429: OpenApiResponse(
+                inline_serializer("HealthThrottled", {"detail": serializers.CharField()}),
+                description="Over the health rate for this client IP.",
+            ),
+        }
     )
     def get(self, request):
-        report, reachable = health()
+        report, reachable = health(detailed=request.user.is_staff)
         return Response(
             report,
             status=status.HTTP_200_OK if reachable else status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -182,7 +182,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"ingest": "600/min"},
+    "DEFAULT_THROTTLE_RATES": {"ingest": "600/min", "health": "120/min"},
     "EXCEPTION_HANDLER": "api.errors.exception_handler",  # JSON 413 over the upload limit
 }
 SPECTACULAR_SETTINGS = {
