@@ -98,18 +98,12 @@ class TriggerCache:
     against that change. Events without a stamp (older producers) fall back to asking for
     the revision at most every ``settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS``; :meth:`expire`
     makes the next batch ask at once.
-
-    A stamp the database has not reached once it is read is not ours (a record from another
-    database, a restored backup, a forged header): the cache then reads the database once,
-    logs it once, and serves stamps newer than itself by the interval until the next read.
     """
 
     revision: int | None = None
     index: TriggerIndex = field(default_factory=lambda: TriggerIndex(()))
     subscribers: dict[int, frozenset[int]] = field(default_factory=dict)
     checked_at: datetime | None = None
-    stamps_ahead: bool = False
-    warned: bool = False
 
     def expire(self) -> None:
         self.checked_at = None
@@ -120,25 +114,13 @@ class TriggerCache:
         committing in between is loaded and the next batch merely reloads once more."""
         interval = timedelta(seconds=settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS)
         fresh = self.checked_at is not None and timedelta(0) <= now - self.checked_at < interval
-        if fresh and self.revision is not None and (at_least <= self.revision or self.stamps_ahead):
+        if fresh and self.revision is not None and at_least <= self.revision:
             return
         revision = trigger_revision()
         if revision != self.revision:
             self._load()
             self.revision = revision
         self.checked_at = now
-        self.stamps_ahead = at_least > revision
-        if self.stamps_ahead and not self.warned:
-            self.warned = True
-            log.warning(
-                "events stamped with trigger revision %d, which the database (at %d) has "
-                "not reached: they come from another database or carry a forged header; "
-                "events stamped ahead of the cache are evaluated against triggers read at "
-                "most %s s before while this lasts",
-                at_least,
-                revision,
-                settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS,
-            )
 
     def _load(self) -> None:
         rows = list(

@@ -194,36 +194,6 @@ def test_a_change_in_one_team_is_ordered_for_every_partition(client, team, owner
     assert Notification.objects.filter(trigger=trigger).count() == 30
 
 
-def test_a_stamp_the_database_never_reached_is_read_once_then_left_to_the_interval(
-    client, team, consumer, caplog
-):
-    """Records stamped with a revision far beyond the database's (another database's
-    header, or a forged one) make the consumer read the revision once and say so once;
-    the batches after them are not a database read each."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from notifications.models import TriggerRevision
-    from notifications.stream import TRIGGER_REVISION_HEADER, TopicName
-    from tests.notifications.test_consumer import checkout_errors as events_of
-
-    producer = stream.shared_producer()
-    forged = [(TRIGGER_REVISION_HEADER, str(trigger_revision() + 10**9).encode())]
-    with CaptureQueriesContext(connection) as queries:
-        for event in events_of(team, [500] * 3):
-            producer.send(
-                stream.topic(TopicName.EVENTS),
-                key=str(team.pk).encode(),
-                value=event.encode(),
-                headers=forged,
-            ).get(timeout=10)
-            consumer(expected=1)
-
-    table = TriggerRevision._meta.db_table
-    assert len([q for q in queries if table in q["sql"]]) == 1
-    assert len([r for r in caplog.records if "has not reached" in r.getMessage()]) == 1
-
-
 def test_a_trigger_deleted_while_its_events_wait_costs_no_other_trigger_its_match(
     client, team, owner, member_of, consumer
 ):
