@@ -45,3 +45,12 @@ def test_unreachable_kafka_names_the_setting_and_address():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1" in lines[0]
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "10001", str(2**70)])
+def test_an_unbounded_batch_size_is_refused_in_one_line(size):
+    result = run_manage("consume_events", "--until-idle", "--batch-size", size)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: --batch-size {size} must be from 1 to 10,000"
+    ]

@@ -6,11 +6,14 @@ import gc
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from notifications import stream
 from notifications.consumers import BatchPolicy, ConsumerLoop, EventProcessor
 from notifications.stream import TopicName
+
+MAX_BATCH_SIZE = 10_000
+"""Records per poll: a batch is one transaction, and its rows are held in memory."""
 
 
 class Command(BaseCommand):
@@ -22,9 +25,16 @@ class Command(BaseCommand):
             action="store_true",
             help="exit once every assigned partition is read to its end (backfills, tests)",
         )
-        parser.add_argument("--batch-size", type=int, default=BatchPolicy.max_records)
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=BatchPolicy.max_records,
+            help=f"records per poll, 1 to {MAX_BATCH_SIZE:,} (default {BatchPolicy.max_records:,})",
+        )
 
     def handle(self, *args, until_idle=False, batch_size=BatchPolicy.max_records, **options):
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise CommandError(f"--batch-size {batch_size} must be from 1 to {MAX_BATCH_SIZE:,}")
         stream.require_broker()
         stream.ensure_topics()
         stop = threading.Event()
