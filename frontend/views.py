@@ -26,7 +26,7 @@ from notifications.checks import DEFAULT_INTERVAL
 from notifications.models import Category, Channel, Notification, Preference, Trigger, TriggerKind
 from notifications.services import notification_unread_count, notification_visible
 from notifications.unsubscribe import preference_unsubscribe
-from workspace.models import Cohort, Experiment, Insight, UserProfile
+from workspace.models import Cohort, Experiment, Insight, UserProfile, zone_in_effect
 
 PAGE_SIZE = 50
 
@@ -111,10 +111,7 @@ def _page(request, template: str, context: dict, *, nav: str = "", status: int =
 
 def _user_timezone(user) -> zoneinfo.ZoneInfo:
     name = UserProfile.objects.filter(user=user).values_list("timezone", flat=True).first()
-    try:
-        return zoneinfo.ZoneInfo(name or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
+    return zoneinfo.ZoneInfo(zone_in_effect(name))
 
 
 # --- notification center ----------------------------------------------------------------
