@@ -13,6 +13,7 @@ Only staff see a failure's exception text; everyone else sees which service, not
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import closing, suppress
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
+from kafka.errors import KafkaError
 
 from notifications import stream
 from notifications.models import Delivery, DeliveryStatus, Outbox
@@ -74,6 +76,26 @@ def consumer_lag(admin: KafkaAdminClient) -> int:
         earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in never})
         committed.update({tp: earliest[tp].offset for tp in never})
     return sum(max(0, end[tp].offset - committed[tp]) for tp in partitions)
+
+
+# A broker that has just started answers "no coordinator yet" for a second or so while it
+# creates its offsets topic; such an answer is retried, within this budget, before it counts
+# as the lag being unreadable.
+LAG_RETRY_SECONDS = 5.0
+LAG_RETRY_PAUSE = 0.2
+
+
+def consumer_lag_settled(admin: KafkaAdminClient) -> int:
+    """:func:`consumer_lag`, retrying the errors Kafka marks retriable (a coordinator that
+    is loading or moving) for up to :data:`LAG_RETRY_SECONDS`."""
+    deadline = time.monotonic() + LAG_RETRY_SECONDS
+    while True:
+        try:
+            return consumer_lag(admin)
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() + LAG_RETRY_PAUSE > deadline:
+                raise
+            time.sleep(LAG_RETRY_PAUSE)
 
 
 def _age(moment: datetime | None, now: datetime) -> float:
@@ -163,7 +185,7 @@ def _kafka(figures: dict[str, float | None]) -> tuple[str | None, str | None]:
         if (failure := _attempt(admin.list_topics)) is not None:
             return failure, None
         try:
-            figures["consumer_lag"] = consumer_lag(admin)
+            figures["consumer_lag"] = consumer_lag_settled(admin)
         except Exception as exc:
             return None, _failure(exc)
     return None, None
