@@ -26,6 +26,30 @@ def _topic_prefix(settings):
     settings.NOTIFLOW_TOPIC_PREFIX = f"{settings.NOTIFLOW_TOPIC_PREFIX}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _drop_the_runs_topics():
+    """At the end of the run, delete the topics its tests created (``<run prefix>-<test>.*``):
+    a broker that keeps every run's topics grows until it stops answering."""
+    yield
+    from django.conf import settings
+    from kafka.errors import KafkaError
+
+    from notifications import stream
+
+    mine = f"{settings.NOTIFLOW_TOPIC_PREFIX}-"
+    try:
+        stream.require_broker()
+        admin = stream.build_admin()
+    except KafkaError:
+        return  # no broker, so no topic of this run's
+    try:
+        created = sorted(name for name in admin.list_topics() if name.startswith(mine))
+        for start in range(0, len(created), 500):
+            admin.delete_topics(created[start : start + 500], timeout_ms=30_000)
+    finally:
+        admin.close()
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory()
