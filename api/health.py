@@ -30,8 +30,9 @@ from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.errors import KafkaError
 
+from digests.models import Digest, DigestStatus
 from notifications import stream
-from notifications.models import Delivery, DeliveryStatus, Outbox
+from notifications.models import ChannelConfig, Delivery, DeliveryStatus, Outbox, RollupWindow
 from notifications.stream import TopicName
 
 
@@ -55,15 +56,15 @@ def _failure(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {exc}".strip()
 
 
-def consumer_lag(admin: KafkaAdminClient) -> int:
-    """Events on the events topic that group ``consume_events`` has not committed past: each
-    partition's end offset minus the group's committed one (a partition it never committed
-    counts from its earliest offset, where the consumer would start)."""
+def consumer_lag(admin: KafkaAdminClient) -> dict[int, int]:
+    """Events on the events topic that group ``consume_events`` has not committed past, per
+    partition: its end offset minus the group's committed one (a partition it never
+    committed counts from its earliest offset, where the consumer would start)."""
     name = stream.topic(TopicName.EVENTS)
     (described,) = admin.describe_topics([name])
     partitions = [TopicPartition(name, p["partition_index"]) for p in described["partitions"]]
     if not partitions:  # not created yet: nothing was published
-        return 0
+        return {}
     end = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
     group = stream.consumer_group()
     committed = {
@@ -75,7 +76,7 @@ def consumer_lag(admin: KafkaAdminClient) -> int:
     if never:
         earliest = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in never})
         committed.update({tp: earliest[tp].offset for tp in never})
-    return sum(max(0, end[tp].offset - committed[tp]) for tp in partitions)
+    return {tp.partition: max(0, end[tp].offset - committed[tp]) for tp in partitions}
 
 
 # A broker that has just started answers "no coordinator yet" for a second or so while it
@@ -85,7 +86,7 @@ LAG_RETRY_SECONDS = 5.0
 LAG_RETRY_PAUSE = 0.2
 
 
-def consumer_lag_settled(admin: KafkaAdminClient) -> int:
+def consumer_lag_settled(admin: KafkaAdminClient) -> dict[int, int]:
     """:func:`consumer_lag`, retrying the errors Kafka marks retriable (a coordinator that
     is loading or moving) for up to :data:`LAG_RETRY_SECONDS`."""
     deadline = time.monotonic() + LAG_RETRY_SECONDS
@@ -173,9 +174,10 @@ def _attempt(check: Callable[[], object]) -> str | None:
     return None
 
 
-def _kafka(figures: dict[str, float | None]) -> tuple[str | None, str | None]:
-    """Whether Kafka answers and, when it does, the consumer lag into ``figures``, on one
-    admin client: Kafka's failure and the lag's (each None when there is none)."""
+def _kafka(figures: dict[str, float | None], lag: dict[int, int]) -> tuple[str | None, str | None]:
+    """Whether Kafka answers and, when it does, the consumer lag into ``figures`` (and per
+    partition into ``lag``), on one admin client: Kafka's failure and the lag's (each None
+    when there is none)."""
     try:
         stream.require_broker()  # a down broker answers in seconds, not the client's 30 s
         admin = stream.build_admin()
@@ -185,23 +187,76 @@ def _kafka(figures: dict[str, float | None]) -> tuple[str | None, str | None]:
         if (failure := _attempt(admin.list_topics)) is not None:
             return failure, None
         try:
-            figures["consumer_lag"] = consumer_lag_settled(admin)
+            lag.update(consumer_lag_settled(admin))
+            figures["consumer_lag"] = sum(lag.values())
         except Exception as exc:
             return None, _failure(exc)
     return None, None
 
 
+def waiting_counts(now: datetime) -> dict[str, list[tuple[tuple[str, ...], int]]]:
+    """What ``/metrics`` reports as state beside the figures, each as (labels, count) rows:
+    deliveries not done yet by channel and status, those waiting for their retry time by
+    channel, open roll-up windows, disabled destinations by type, digests not sent yet by
+    period. Every query reads rows an index narrows to the unfinished ones, never the
+    history."""
+    unfinished = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.HELD)
+    deliveries = (
+        Delivery.objects.filter(status__in=unfinished)
+        .values_list("channel", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    retrying = (
+        Delivery.objects.filter(status=DeliveryStatus.QUEUED, next_retry_at__gt=now)
+        .values_list("channel")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    disabled = (
+        ChannelConfig.objects.filter(enabled=False)
+        .values_list("type")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    digests = (
+        Digest.objects.filter(status__in=(DigestStatus.QUEUED, DigestStatus.SENDING))
+        .values_list("period", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    windows = RollupWindow.objects.filter(status=RollupWindow.Status.OPEN).count()
+    return {
+        "deliveries": [((channel, state), n) for channel, state, n in deliveries],
+        "retrying": [((channel,), n) for channel, n in retrying],
+        "rollup_windows_open": [((), windows)],
+        "destinations_disabled": [((kind,), n) for kind, n in disabled],
+        "digests": [((period, state), n) for period, state, n in digests],
+    }
+
+
 def read() -> dict:
     """One reading of every service and figure: ``failures`` per service (None when it
-    answers), the lag's own failure, the figures (None when their service is down)."""
+    answers), the lag's own failure, the figures (None when their service is down), the
+    lag per partition and the waiting counts (empty when theirs is)."""
     now = timezone.now()
     figures: dict[str, float | None] = dict.fromkeys(FIGURE_HELP)
+    lag: dict[int, int] = {}
     failures = {"database": _attempt(check_database), "redis": _attempt(check_redis)}
-    failures["kafka"], lag_failure = _kafka(figures)
+    failures["kafka"], lag_failure = _kafka(figures, lag)
+    counts: dict[str, list[tuple[tuple[str, ...], int]]] = {}
     if failures["database"] is None:
         figures["outbox_backlog"], figures["outbox_oldest_seconds"] = outbox_figures(now)
         figures["delivery_oldest_due_seconds"] = oldest_due_delivery_age(now)
-    return {"checked_at": now, "failures": failures, "lag_failure": lag_failure, "figures": figures}
+        counts = waiting_counts(now)
+    return {
+        "checked_at": now,
+        "failures": failures,
+        "lag_failure": lag_failure,
+        "figures": figures,
+        "lag_by_partition": lag,
+        "counts": counts,
+    }
 
 
 CACHE_SECONDS = 5  # a reading serves every caller, in every process, this long

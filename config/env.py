@@ -104,6 +104,17 @@ NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS = Variable(
     "300",
     "/api/health/ says degraded when a due delivery has waited longer than this",
 )
+NOTIFLOW_CONSUMER_METRICS_PORT = Variable(
+    "NOTIFLOW_CONSUMER_METRICS_PORT",
+    "0",
+    "port of consume_events' own Prometheus /metrics on 127.0.0.1 (0: not served)",
+)
+PROMETHEUS_MULTIPROC_DIR = Variable(
+    "PROMETHEUS_MULTIPROC_DIR",
+    "",
+    "a directory every web and worker process writes its counters to (prometheus-client's "
+    "multi-process mode), so /metrics adds them up; unset: each process counts alone",
+)
 SECRET_KEY = Variable(
     "DJANGO_SECRET_KEY",
     "notiflow-local-development-key-change-me",
@@ -136,6 +147,8 @@ ALL: tuple[Variable, ...] = (
     NOTIFLOW_HEALTH_MAX_CONSUMER_LAG,
     NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS,
     NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS,
+    NOTIFLOW_CONSUMER_METRICS_PORT,
+    PROMETHEUS_MULTIPROC_DIR,
     SECRET_KEY,
     NOTIFLOW_SECRETS_KEYS,
     DEBUG,

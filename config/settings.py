@@ -245,6 +245,9 @@ NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECONDS = env.NOTIFLOW_HEALTH_MAX_OUTBOX_AGE_SECO
 NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS = env.NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS.integer(
     low=1, high=86_400
 )
+# consume_events serves its counters here (notifications/metrics.py); 0: not at all.
+NOTIFLOW_CONSUMER_METRICS_PORT = env.NOTIFLOW_CONSUMER_METRICS_PORT.integer(low=0, high=65_535)
+PROMETHEUS_MULTIPROC_DIR = env.PROMETHEUS_MULTIPROC_DIR.get()
 
 
 def _email(url: str) -> dict:

@@ -31,7 +31,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from notifications import attention, rollup, stream, tasks
+from notifications import attention, metrics, rollup, stream, tasks
 from notifications.events import Event, InvalidEvent, Source, decode
 from notifications.models import (
     Delivery,
@@ -732,12 +732,14 @@ class ConsumerLoop:
                 self._rewind([r for r in records if (r.topic, r.partition) not in poisoned])
                 records = [r for r in records if (r.topic, r.partition) in poisoned]
                 offsets = self._first_offsets(records)
+            started = time.monotonic()
             try:
                 result = self.isolate(records) if poisoned else self.handle(records)
             except Exception as exc:
                 self._failed(records, offsets, exc)
                 stop.wait(self.policy.retry_backoff_seconds)
                 continue
+            metrics.count_batch(result, time.monotonic() - started)
             self.strikes.clear(offsets)
             for name in ("events", "dead_lettered", "matches", "stored"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))

@@ -6,9 +6,10 @@ import gc
 import signal
 import threading
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications import stream
+from notifications import metrics, stream
 from notifications.consumers import BatchPolicy, ConsumerLoop, EventProcessor
 from notifications.stream import TopicName
 
@@ -31,12 +32,39 @@ class Command(BaseCommand):
             default=BatchPolicy.max_records,
             help=f"records per poll, 1 to {MAX_BATCH_SIZE:,} (default {BatchPolicy.max_records:,})",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="serve Prometheus /metrics on 127.0.0.1 at this port, 0 for none "
+            "(default NOTIFLOW_CONSUMER_METRICS_PORT)",
+        )
 
-    def handle(self, *args, until_idle=False, batch_size=BatchPolicy.max_records, **options):
+    def handle(
+        self,
+        *args,
+        until_idle=False,
+        batch_size=BatchPolicy.max_records,
+        metrics_port=None,
+        **options,
+    ):
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size {batch_size} must be from 1 to {MAX_BATCH_SIZE:,}")
+        port = settings.NOTIFLOW_CONSUMER_METRICS_PORT if metrics_port is None else metrics_port
+        if not 0 <= port <= 65_535:
+            raise CommandError(f"--metrics-port {port} must be from 0 to 65535")
         stream.require_broker()
         stream.ensure_topics()
+        if port:
+            try:
+                metrics.serve_consumer(port)
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot serve metrics on 127.0.0.1:{port} ({exc.strerror or exc}); "
+                    "set NOTIFLOW_CONSUMER_METRICS_PORT (or --metrics-port) to a free port, "
+                    "or 0 for none"
+                ) from exc
+            self.stdout.write(f"metrics on http://127.0.0.1:{port}/metrics")
         stop = threading.Event()
 
         def request_stop(signum, frame):
