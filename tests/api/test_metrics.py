@@ -174,3 +174,27 @@ def test_with_a_multiprocess_directory_every_process_counts_into_one_answer(
     settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
     found = scrape(client)
     assert found[("notiflow_deliveries_total", (("channel", "slack"), ("outcome", "sent")))] == 2
+
+
+def test_the_dashboard_and_the_readme_name_only_metrics_notiflow_has():
+    """A renamed metric must not leave a dashboard panel or a README row reading nothing."""
+    import re
+    from pathlib import Path
+
+    from prometheus_client import REGISTRY
+
+    from api.metrics import COUNTS, FIGURES
+    from notifications import metrics
+
+    root = Path(__file__).resolve().parents[2]
+    known = {"notiflow_up", "notiflow_consumer_lag_events"}
+    known |= {name for name, _ in FIGURES.values()} | {name for name, _, _ in COUNTS.values()}
+    for registry in (REGISTRY, metrics.CONSUMER):
+        for family in registry.collect():
+            known |= {sample.name for sample in family.samples} | {family.name}
+            known |= {family.name + "_total"}
+    named = set()
+    for path in ("docs/grafana-dashboard.json", "README.md"):
+        named |= set(re.findall(r"notiflow_[a-z_]+", (root / path).read_text()))
+    named = {re.sub(r"_(bucket|count|sum)$", "", name) for name in named}
+    assert named - {re.sub(r"_(bucket|count|sum)$", "", k) for k in known} == set()
