@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import (
@@ -31,20 +30,27 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from notifications import attention, metrics, rollup, stream, tasks
+from notifications import attention, metrics, rollup, store, stream, tasks
 from notifications.events import Event, InvalidEvent, Source, decode
 from notifications.models import (
     Delivery,
     DeliveryStatus,
     Follow,
-    Notification,
     Preference,
     Trigger,
     TriggerMatch,
     TriggerState,
     trigger_revision,
 )
-from notifications.planning import Audience, DeliveryDraft, Draft, Match, RollupHit, plan
+from notifications.planning import (
+    ACTIVITY_REASON,
+    Audience,
+    DeliveryDraft,
+    Match,
+    RollupHit,
+    plan,
+    subscriber_reason,
+)
 from notifications.stream import TopicName
 from notifications.triggers import (
     CompiledTrigger,
@@ -196,7 +202,7 @@ class EventProcessor:
             matches.extend(self._fired_counts(counted, now))
             result.matches = len(matches)
             planned = plan(matches, self._audience(matches))
-            stored = store(planned.notifications)
+            stored = store.write(planned.notifications)
             result.stored = len(stored)
             queued = queue_deliveries(planned.deliveries, stored)
             queued += rollup.record_hits(self._new_hits(planned.rollup_hits), now=now)
@@ -211,7 +217,7 @@ class EventProcessor:
             event=event,
             trigger=trigger,
             candidates=self.triggers.subscribers.get(trigger.id, frozenset()),
-            reason=f"You subscribe to the trigger “{trigger.name}”.",
+            reason=subscriber_reason(trigger.name),
         )
 
     def _activity_match(
@@ -236,7 +242,7 @@ class EventProcessor:
             event=event,
             trigger=None,
             candidates=frozenset(candidates),
-            reason="You own or recently worked on this resource.",
+            reason=ACTIVITY_REASON,
         )
 
     @staticmethod
@@ -484,7 +490,7 @@ def queue_deliveries(
     """Insert deliveries by idempotency key; return ids of those still waiting to be sent
     (a replayed batch re-enqueues them, and the task's claim makes that harmless).
 
-    ``notification_ids`` is what :func:`store` inserted: a delivery links to the in-app row
+    ``notification_ids`` is what :func:`store.write` inserted: a delivery links to the in-app row
     made for the same recipient in the same batch. A replay inserts neither again."""
     if not drafts:
         return []
@@ -511,99 +517,6 @@ def queue_deliveries(
             status=DeliveryStatus.QUEUED,
         ).values_list("id", flat=True)
     )
-
-
-STORE_CHUNK = 1000
-_STORED_COLUMNS = (
-    "recipient_id",
-    "team_id",
-    "category",
-    "title",
-    "body",
-    "url",
-    "actor_id",
-    "actor_name",
-    "trigger_id",
-    "event_id",
-    "event_name",
-    "reason",
-    "dedup_key",
-    "group_key",
-    "count",
-    "first_seen_at",
-    "last_seen_at",
-    "created_at",
-)
-
-
-def store(drafts: Sequence[Draft]) -> dict[str, int]:
-    """Insert drafts; an existing dedup key is left as it is. Returns the id of each row
-    inserted by its dedup key (none for a replayed batch).
-
-    One ``INSERT … ON CONFLICT (dedup_key) DO NOTHING RETURNING``: no model instances, no
-    lookups before or after. On PostgreSQL the rows travel as one JSON parameter
-    (``json_populate_recordset`` over the table's own row type): psycopg parses a query's
-    placeholders in Python and caches only short queries, so a ``VALUES`` list of 18
-    placeholders a row cost more than the insert itself. Elsewhere (SQLite), ``VALUES``
-    in chunks of 1,000 rows."""
-    if not drafts:
-        return {}
-    now = timezone.now()
-    rows = [
-        (
-            d.recipient_id,
-            d.team_id,
-            d.category,
-            d.title,
-            d.body,
-            d.url,
-            d.actor_id,
-            d.actor_name,
-            d.trigger_id,
-            d.event_id,
-            d.event_name,
-            d.reason,
-            d.dedup_key,
-            f"{d.trigger_id or 'activity'}:{d.recipient_id}",
-            1,
-            d.occurred_at,
-            d.occurred_at,
-            now,
-        )
-        for d in drafts
-    ]
-    table = connection.ops.quote_name(Notification._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in _STORED_COLUMNS)
-    conflict = "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id"
-    inserted: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} "
-                f"FROM json_populate_recordset(NULL::{table}, %s::json) {conflict}",
-                [
-                    orjson.dumps(
-                        [dict(zip(_STORED_COLUMNS, row, strict=True)) for row in rows]
-                    ).decode()
-                ],
-            )
-            inserted.update(cursor.fetchall())
-            return inserted
-        fields = [Notification._meta.get_field(c) for c in _STORED_COLUMNS]
-        placeholder = "(" + ", ".join(["%s"] * len(_STORED_COLUMNS)) + ")"
-        for start in range(0, len(rows), STORE_CHUNK):
-            chunk = rows[start : start + STORE_CHUNK]
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) "
-                f"VALUES {', '.join([placeholder] * len(chunk))} {conflict}",
-                [
-                    f.get_db_prep_save(value, connection)
-                    for row in chunk
-                    for f, value in zip(fields, row, strict=True)
-                ],
-            )
-            inserted.update(cursor.fetchall())
-    return inserted
 
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from notifications import attention
+from notifications import attention, store
 from notifications.channels.base import (
     ChannelNotConfigured,
     Destination,
@@ -32,7 +32,8 @@ from notifications.channels.base import (
 )
 from notifications.channels.deadline import CALL_DEADLINE, MAX_DEADLINE_SECONDS, Deadline
 from notifications.channels.registry import get_channel
-from notifications.models import ChannelConfig, Delivery, DeliveryStatus, Notification
+from notifications.models import ChannelConfig, Delivery, DeliveryStatus
+from notifications.planning import channel_off_drafts
 from notifications.secrets import SecretUnreadable, decrypt
 from notifications.unsubscribe import unsubscribe_url
 from workspace.models import Membership, Role
@@ -278,22 +279,15 @@ def _tell_admins(config: ChannelConfig, team_id: int, now: datetime) -> None:
     )
     if config.created_by_id:
         admins.add(config.created_by_id)
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                recipient_id=user_id,
-                team_id=team_id,
-                category="alert",
-                title=f"{config} was turned off",
-                body=config.disabled_reason,
-                reason="You administer this organization's channels.",
-                dedup_key=f"channel-disabled:{config.pk}:{now:%Y%m%d%H%M%S}:{user_id}",
-                first_seen_at=now,
-                last_seen_at=now,
-            )
-            for user_id in sorted(admins)
-        ],
-        ignore_conflicts=True,
+    store.write(
+        channel_off_drafts(
+            channel=str(config),
+            why=config.disabled_reason,
+            channel_id=config.pk,
+            team_id=team_id,
+            admins=admins,
+            now=now,
+        )
     )
 
 

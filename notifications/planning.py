@@ -4,6 +4,11 @@ text. Pure: plain data in, plain data out.
 Every match the consumer finds — a trigger that fired, or activity on someone's resource —
 goes through :func:`plan`. It decides who hears about it and renders what they read; the
 store writes the drafts idempotently, keyed by event × trigger × recipient.
+
+Every other in-app row is drafted here too — a roll-up's growing row
+(:func:`rollup_draft`), an admin notice (:func:`channel_off_drafts`), an announcement
+(:func:`announcement_draft`) — so that titles, reasons and dedup keys have one spelling and
+``notifications.store`` is the one writer of :class:`Draft` rows.
 """
 
 from __future__ import annotations
@@ -33,6 +38,24 @@ ACTIVITY_TOPICS = {
 """How a summary counts activity on one resource ("3 edits to Revenue")."""
 RESOURCE_LABELS = {"featureflag": "feature flag", "eventdefinition": "event definition"}
 MAX_BODY_PROPERTIES = 6
+TITLE_LENGTH = 400
+"""``Notification.title``'s width: drafts are cut to it."""
+ACTOR_NAME_LENGTH = 200
+"""``Notification.actor_name``'s width."""
+
+ACTIVITY_REASON = "You own or recently worked on this resource."
+CHANNEL_ADMIN_REASON = "You administer this organization's channels."
+ROLLUP_BODY = "Rolled up: matches in this window count into this one notification."
+
+
+def subscriber_reason(trigger_name: str) -> str:
+    """Why a trigger's subscriber sees what it matched."""
+    return f"You subscribe to the trigger “{trigger_name}”."
+
+
+def alert_title(trigger_name: str, what: str) -> str:
+    """The title of an alert: the trigger's name, then what it saw."""
+    return f"{trigger_name}: {what}"
 
 
 @dataclass(frozen=True)
@@ -48,20 +71,27 @@ class Match:
 
 @dataclass(frozen=True)
 class Draft:
+    """One in-app notification row, as ``notifications.store`` writes it: everything the
+    row holds but what its reader does to it (read, seen, archived, snoozed).
+    ``dedup_key`` is unique: a draft whose key is stored already is not written again."""
+
     recipient_id: int
     team_id: int
     category: str
     title: str
     body: str
-    url: str
-    actor_id: int | None
-    actor_name: str
-    trigger_id: int | None
-    event_id: str
-    event_name: str
     reason: str
     dedup_key: str
-    occurred_at: datetime
+    first_seen_at: datetime
+    last_seen_at: datetime
+    count: int = 1
+    group_key: str = ""
+    url: str = ""
+    actor_name: str = ""
+    event_name: str = ""
+    actor_id: int | None = None
+    trigger_id: int | None = None
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +187,7 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
     if event.source == Source.CHECK:
         return (
             "alert",
-            f"{trigger.name}: {event.properties.get('summary', event.name)}",
+            alert_title(trigger.name, str(event.properties.get("summary", event.name))),
             "",
             subject_url,
         )
@@ -169,7 +199,7 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
         return "alert", title, "", subject_url
     shown = list(event.properties.items())[:MAX_BODY_PROPERTIES]
     body = ", ".join(f"{k}={_format_value(v)}" for k, v in shown)
-    return "alert", f"{trigger.name}: {event.name}", body, subject_url
+    return "alert", alert_title(trigger.name, event.name), body, subject_url
 
 
 def topic(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str]:
@@ -243,7 +273,7 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
                             recipient_id=user_id,
                             team_id=event.team_id,
                             category=category,
-                            title=title[:400],
+                            title=title[:TITLE_LENGTH],
                             body=body,
                             url=url,
                             actor_id=actor_id,
@@ -253,7 +283,9 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
                             event_name=event.name,
                             reason=match.reason,
                             dedup_key=f"{event_id}:{trigger_part}:{user_id}",
-                            occurred_at=event.occurred_at,
+                            group_key=f"{trigger_part}:{user_id}",
+                            first_seen_at=event.occurred_at,
+                            last_seen_at=event.occurred_at,
                         )
                     )
                 elif trigger is not None and mode == Mode.ROLLUP:
@@ -274,3 +306,95 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
                         )
                     )
     return result
+
+
+def rollup_draft(
+    hit: RollupHit, *, window_id: int, count: int, first_seen_at: datetime, last_seen_at: datetime
+) -> Draft:
+    """The in-app side of a roll-up window: one row per window × recipient whose ``count``
+    grows with every hit (``store.grow``). ``hit`` is the window's first hit of a batch and
+    has a recipient."""
+    assert hit.recipient_id is not None
+    trigger, event = hit.trigger, hit.event
+    return Draft(
+        recipient_id=hit.recipient_id,
+        team_id=event.team_id,
+        category="alert",
+        title=alert_title(trigger.name, event.name)[:TITLE_LENGTH],
+        body=ROLLUP_BODY,
+        url=event.subject.url if event.subject else "",
+        trigger_id=trigger.id,
+        event_id=str(event.id),
+        event_name=event.name,
+        reason=subscriber_reason(trigger.name),
+        dedup_key=f"rollup:{window_id}:{hit.recipient_id}",
+        group_key=f"rollup:{trigger.id}:{hit.recipient_id}",
+        count=count,
+        first_seen_at=first_seen_at,
+        last_seen_at=last_seen_at,
+    )
+
+
+def channel_off_drafts(
+    *,
+    channel: str,
+    why: str,
+    channel_id: int,
+    team_id: int,
+    admins: Iterable[int],
+    now: datetime,
+) -> list[Draft]:
+    """Tell an organization's admins that its channel ``channel`` (its label) was turned
+    off, and ``why``: one row per admin, once per channel and moment."""
+    return [
+        Draft(
+            recipient_id=user_id,
+            team_id=team_id,
+            category="alert",
+            title=f"{channel} was turned off"[:TITLE_LENGTH],
+            body=why,
+            reason=CHANNEL_ADMIN_REASON,
+            dedup_key=f"channel-disabled:{channel_id}:{now:%Y%m%d%H%M%S}:{user_id}",
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        for user_id in sorted(admins)
+    ]
+
+
+def announcement_dedup_key(*, announcement_id: int, user_id: int) -> str:
+    return f"announcement:{announcement_id}:{user_id}"
+
+
+def announcement_draft(
+    *,
+    announcement_id: int,
+    organization_wide: bool,
+    recipient_id: int,
+    team_id: int,
+    title: str,
+    body: str,
+    actor_id: int,
+    actor_name: str,
+    now: datetime,
+) -> Draft:
+    """One person's copy of an announcement to an organization (``organization_wide``) or
+    to everyone using notiflow, in the center of their team ``team_id``."""
+    return Draft(
+        recipient_id=recipient_id,
+        team_id=team_id,
+        category="announcement",
+        title=title[:TITLE_LENGTH],
+        body=body,
+        actor_id=actor_id,
+        actor_name=actor_name[:ACTOR_NAME_LENGTH],
+        reason=(
+            "An announcement to everyone in your organization."
+            if organization_wide
+            else "An announcement to everyone using notiflow."
+        ),
+        dedup_key=announcement_dedup_key(announcement_id=announcement_id, user_id=recipient_id),
+        group_key=f"announcement:{announcement_id}",
+        first_seen_at=now,
+        last_seen_at=now,
+    )

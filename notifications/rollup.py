@@ -4,7 +4,8 @@ The window rules (:func:`open_bounds`, :func:`closes_after_hit`, :func:`summary_
 are pure and take ``now``; the state lives in :class:`~notifications.models.RollupWindow`.
 The consumer counts hits into open windows (:func:`record_hits`); beat's
 ``flush_rollups`` turns each closed window into one Delivery per destination
-(:func:`flush_due`). In-app windows are one notification row whose ``count`` grows.
+(:func:`flush_due`). In-app windows are one notification row whose ``count`` grows
+(``planning.rollup_draft``, written by ``store.grow``).
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
 
-from notifications import attention
+from notifications import attention, store
 from notifications.models import (
     Delivery,
     DeliveryStatus,
-    Notification,
     Preference,
     RollupWindow,
 )
-from notifications.planning import RollupHit
+from notifications.planning import RollupHit, rollup_draft
 from notifications.triggers import DeliverySpec
 from workspace.models import Membership
 
@@ -117,31 +116,16 @@ def record_hits(hits: Sequence[RollupHit], *, now: datetime) -> list[int]:
 
 def _grow_in_app(window: RollupWindow, group: Sequence[RollupHit]) -> None:
     """The in-app side of a window is one notification whose count grows."""
-    hit = group[0]
-    if hit.recipient_id is None:
+    if group[0].recipient_id is None:
         return
-    key = f"rollup:{window.pk}:{hit.recipient_id}"
-    updated = Notification.objects.filter(dedup_key=key).update(
-        count=F("count") + len(group), last_seen_at=window.last_event_at
-    )
-    if updated:
-        return
-    Notification.objects.create(
-        recipient_id=hit.recipient_id,
-        team_id=hit.event.team_id,
-        category="alert",
-        title=f"{hit.trigger.name}: {hit.event.name}",
-        body="Rolled up: matches in this window count into this one notification.",
-        url=hit.event.subject.url if hit.event.subject else "",
-        trigger_id=hit.trigger.id,
-        event_id=hit.event.id,
-        event_name=hit.event.name,
-        reason=f"You subscribe to the trigger “{hit.trigger.name}”.",
-        dedup_key=key,
-        group_key=f"rollup:{hit.trigger.id}:{hit.recipient_id}",
-        count=len(group),
-        first_seen_at=window.first_event_at,
-        last_seen_at=window.last_event_at,
+    store.grow(
+        rollup_draft(
+            group[0],
+            window_id=window.pk,
+            count=len(group),
+            first_seen_at=window.first_event_at,
+            last_seen_at=window.last_event_at,
+        )
     )
 
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Func, IntegerField, Min, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from notifications import store
 from notifications.attention import attention_changed
 from notifications.models import (
     Announcement,
@@ -35,6 +36,7 @@ from notifications.models import (
     TriggerKind,
     trigger_revision_bump,
 )
+from notifications.planning import announcement_draft
 from notifications.secrets import encrypt
 from workspace.models import Membership, UserProfile, zone_in_effect
 
@@ -479,10 +481,6 @@ def notification_channel_config_save(
 ANNOUNCEMENT_BATCH = 1000
 
 
-def announcement_dedup_key(*, announcement_id: int, user_id: int) -> str:
-    return f"announcement:{announcement_id}:{user_id}"
-
-
 def notification_announce(
     *, user, organization_id: int | None, title: str, body: str, now: datetime | None = None
 ) -> tuple[Announcement, int]:
@@ -510,35 +508,21 @@ def notification_announce(
             .order_by("user_id")
         )
         actor_name = user.get_full_name() or user.get_username()
-        reason = (
-            "An announcement to everyone in your organization."
-            if organization_id is not None
-            else "An announcement to everyone using notiflow."
-        )
-        rows = (
-            Notification(
+        drafts = (
+            announcement_draft(
+                announcement_id=announcement.pk,
+                organization_wide=organization_id is not None,
                 recipient_id=row["user_id"],
                 team_id=row["team_id"],
-                category=Category.ANNOUNCEMENT,
-                title=title[:400],
+                title=title,
                 body=body,
-                actor=user,
-                actor_name=actor_name[:200],
-                reason=reason,
-                dedup_key=announcement_dedup_key(
-                    announcement_id=announcement.pk, user_id=row["user_id"]
-                ),
-                group_key=f"announcement:{announcement.pk}",
-                first_seen_at=now,
-                last_seen_at=now,
+                actor_id=user.pk,
+                actor_name=actor_name,
+                now=now,
             )
             for row in first_team.iterator(chunk_size=ANNOUNCEMENT_BATCH)
         )
         written = 0
-        while batch := list(islice(rows, ANNOUNCEMENT_BATCH)):
-            written += len(
-                Notification.objects.bulk_create(
-                    batch, batch_size=ANNOUNCEMENT_BATCH, ignore_conflicts=True
-                )
-            )
+        while batch := list(islice(drafts, ANNOUNCEMENT_BATCH)):
+            written += len(store.write(batch))
     return announcement, written

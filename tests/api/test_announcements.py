@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from notifications.models import Announcement, Notification, Preference
-from notifications.services import announcement_dedup_key
+from notifications.planning import announcement_dedup_key
 from tests.factories import TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

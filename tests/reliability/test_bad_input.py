@@ -22,14 +22,13 @@ from django.test import Client
 from django.utils import timezone
 
 from api import ingest
-from notifications import stream
+from notifications import store, stream
 from notifications.consumers import (
     BatchPolicy,
     BatchResult,
     ConsumerLoop,
     EventProcessor,
     queue_deliveries,
-    store,
 )
 from notifications.delivery import delivery_send
 from notifications.events import Actor, Event, Source, Subject, decode
@@ -685,7 +684,7 @@ def hostile_setup(team, member_of):
             emails={reader.pk: reader.email},
         )
         planned = plan([Match(event, trigger, frozenset({reader.pk}), "You follow it.")], audience)
-        stored = store(planned.notifications)
+        stored = store.write(planned.notifications)
         assert len(stored) == 1
         delivery_ids = queue_deliveries(planned.deliveries, stored)
         assert len(delivery_ids) == 2  # email and Slack
