@@ -39,7 +39,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import permissions, serializers
@@ -49,6 +48,7 @@ from rest_framework.response import Response
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin, flat_errors
 from api.permissions import CallerTeamField, TeamScopedViewSet, is_org_admin
+from notifications import services
 from notifications.channels import slack
 from notifications.channels.http import saved_url_refusal
 from notifications.models import Channel, Trigger, TriggerKind
@@ -67,8 +67,6 @@ from notifications.triggers import (
 from workspace.models import Cohort, Experiment, Insight, Membership, Role
 
 EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
-DEFAULT_CHANNELS = ({"type": Channel.IN_APP},)
-DEFAULT_DELIVERY = {"mode": "instant"}
 CRITICAL_REACH = ("kind", "config", "channels", "subscribers")
 """What a critical trigger matches and whom it reaches: an organization admin's to change."""
 MAX_TEST_EVENTS = 100
@@ -215,22 +213,7 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
 
     class Meta:
         model = Trigger
-        fields = [
-            "id",
-            "team",
-            "name",
-            "kind",
-            "config",
-            "channels",
-            "delivery",
-            "subscribers",
-            "enabled",
-            "snoozed_until",
-            "critical",
-            "owner",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *services.TRIGGER_FIELDS, "owner", "created_at", "updated_at"]
         read_only_fields = ["owner", "created_at", "updated_at"]
         extra_kwargs = {
             "kind": {
@@ -280,25 +263,6 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
         if errors:
             raise ValidationError(errors)
         return attrs
-
-    @transaction.atomic
-    def create(self, validated_data):
-        subscribers = validated_data.pop("subscribers", [])
-        validated_data.setdefault("channels", [dict(c) for c in DEFAULT_CHANNELS])
-        validated_data.setdefault("delivery", dict(DEFAULT_DELIVERY))
-        trigger = Trigger.objects.create(**validated_data)
-        trigger.subscribers.set(subscribers)
-        return trigger
-
-    @transaction.atomic
-    def update(self, trigger, validated_data):
-        subscribers = validated_data.pop("subscribers", None)
-        for name, value in validated_data.items():
-            setattr(trigger, name, value)
-        trigger.save()  # bumps updated_at, which tells the consumer to reload its triggers
-        if subscribers is not None:
-            trigger.subscribers.set(subscribers)
-        return trigger
 
 
 FILTERED_KINDS = frozenset({TriggerKind.EVENT, TriggerKind.EVENT_COUNT})
@@ -475,7 +439,17 @@ class TriggerViewSet(FlatErrorsMixin, TeamScopedViewSet):
     permission_classes = [permissions.IsAuthenticated, CanEditTrigger]
 
     def perform_create(self, serializer):
-        serializer.save(owner=self.request.user)
+        serializer.instance = services.trigger_create(
+            owner=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.trigger_update(
+            trigger=serializer.instance, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.trigger_delete(trigger=instance)
 
     def _trigger_response(self, trigger: Trigger) -> Response:
         return Response(self.get_serializer(trigger).data)
@@ -511,8 +485,7 @@ class TriggerViewSet(FlatErrorsMixin, TeamScopedViewSet):
         trigger = self.get_object()
         body = TriggerSnoozeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        trigger.snoozed_until = body.validated_data["until"]
-        trigger.save(update_fields=["snoozed_until", "updated_at"])
+        services.trigger_snooze(trigger=trigger, until=body.validated_data["until"])
         return self._trigger_response(trigger)
 
     @extend_schema(request=None, responses={200: TriggerSerializer, 403: None})
@@ -527,6 +500,5 @@ class TriggerViewSet(FlatErrorsMixin, TeamScopedViewSet):
 
     def _set_enabled(self, enabled: bool) -> Response:
         trigger = self.get_object()
-        trigger.enabled = enabled
-        trigger.save(update_fields=["enabled", "updated_at"])
+        services.trigger_set_enabled(trigger=trigger, enabled=enabled)
         return self._trigger_response(trigger)

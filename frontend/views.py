@@ -24,7 +24,11 @@ from api.preferences import CRITICAL_CHOICES, dnd_state
 from notifications.attention import held_summary
 from notifications.checks import DEFAULT_INTERVAL
 from notifications.models import Category, Channel, Notification, Preference, Trigger, TriggerKind
-from notifications.services import notification_unread_count, notification_visible
+from notifications.services import (
+    notification_unread_count,
+    notification_visible,
+    trigger_values,
+)
 from notifications.unsubscribe import preference_unsubscribe
 from workspace.models import Cohort, Experiment, Insight, UserProfile, zone_in_effect
 
@@ -246,8 +250,6 @@ def trigger_list(request):
 
 
 def _trigger_form(request, trigger: Trigger | None):
-    from api.triggers import TriggerSerializer  # the API's shape is the form's shape
-
     teams = list(teams_of(request.user).order_by("name"))
     team_ids = [team.id for team in teams]
     resources = {
@@ -258,7 +260,7 @@ def _trigger_form(request, trigger: Trigger | None):
         )
         for name, model in (("insights", Insight), ("experiments", Experiment), ("cohorts", Cohort))
     }
-    initial = TriggerSerializer(trigger).data if trigger else None
+    initial = trigger_values(trigger=trigger) if trigger else None
     return _page(
         request,
         "frontend/trigger_form.html",

@@ -1,6 +1,7 @@
-"""What people do with their notifications, named ``notification_<action>`` with keyword
-arguments: the inbox (read, seen, archive), "why am I seeing this" and "mute this trigger",
-preferences, channel configuration and announcements.
+"""What people do with their notifications, named ``notification_<action>`` (and
+``trigger_<action>``) with keyword arguments: the inbox (read, seen, archive), "why am I
+seeing this" and "mute this trigger", every change to a trigger, preferences, channel
+configuration and announcements.
 
 Views validate input and call these; permission and tenant checks stay in ``api`` (these
 functions trust the ids they are given to be the caller's to touch, except the inbox ones,
@@ -310,6 +311,96 @@ def notification_mute_trigger(*, user, notification_id: int) -> Trigger | None:
             updated_at=timezone.now(),
         )
     return trigger
+
+
+# --- trigger changes --------------------------------------------------------------------
+#
+# Every write to a trigger goes through one of these (the API's views call them; the pages
+# write through the API). Each is one transaction, and each raises the trigger revision
+# (``models.TriggerRevision``) before it touches the trigger's row, through the ``pre_``
+# signals of ``save``, ``delete`` and the subscriber set: an event ingested after one of
+# them returned is evaluated against the change. Validation and permissions are the
+# caller's (``api.triggers``).
+
+TRIGGER_FIELDS = (
+    "team",
+    "name",
+    "kind",
+    "config",
+    "channels",
+    "delivery",
+    "subscribers",
+    "enabled",
+    "snoozed_until",
+    "critical",
+)
+"""What a person sets on a trigger (the owner and the timestamps are the system's)."""
+DEFAULT_CHANNELS: tuple[Mapping[str, str], ...] = ({"type": Channel.IN_APP},)
+DEFAULT_DELIVERY: Mapping[str, str] = {"mode": "instant"}
+
+
+def _trigger_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(changes) - set(TRIGGER_FIELDS))
+    if unknown:
+        raise TypeError(f"not a trigger setting: {', '.join(unknown)}")
+    return dict(changes)
+
+
+def trigger_create(*, owner, subscribers: Iterable[int] = (), **values: Any) -> Trigger:
+    """A new trigger owned by ``owner`` with the given :data:`TRIGGER_FIELDS` (``team``,
+    ``name`` and ``kind`` at least). Without ``channels`` it notifies in the app, without
+    ``delivery`` at once; no ``subscribers`` means the owner alone."""
+    fields = _trigger_changes(values)
+    fields.setdefault("channels", [dict(channel) for channel in DEFAULT_CHANNELS])
+    fields.setdefault("delivery", dict(DEFAULT_DELIVERY))
+    with transaction.atomic():
+        trigger = Trigger.objects.create(owner=owner, **fields)
+        trigger.subscribers.set(list(subscribers))
+    return trigger
+
+
+def trigger_update(
+    *, trigger: Trigger, subscribers: Iterable[int] | None = None, **changes: Any
+) -> Trigger:
+    """Apply ``changes`` (any of :data:`TRIGGER_FIELDS`) to ``trigger``; ``subscribers``
+    replaces the subscriber set (None leaves it)."""
+    fields = _trigger_changes(changes)
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(trigger, name, value)
+        trigger.save()
+        if subscribers is not None:
+            trigger.subscribers.set(list(subscribers))
+    return trigger
+
+
+def trigger_snooze(*, trigger: Trigger, until: datetime | None) -> Trigger:
+    """Silence ``trigger`` until ``until`` (None clears the snooze); the caller checks that
+    it is in the future."""
+    trigger.snoozed_until = until
+    trigger.save(update_fields=["snoozed_until", "updated_at"])
+    return trigger
+
+
+def trigger_set_enabled(*, trigger: Trigger, enabled: bool) -> Trigger:
+    trigger.enabled = enabled
+    trigger.save(update_fields=["enabled", "updated_at"])
+    return trigger
+
+
+def trigger_delete(*, trigger: Trigger) -> None:
+    with transaction.atomic():
+        trigger.delete()
+
+
+def trigger_values(*, trigger: Trigger) -> dict[str, Any]:
+    """The trigger's :data:`TRIGGER_FIELDS` as a body of ``/api/triggers/`` carries them
+    (the team and subscribers as ids), with its ``id``: what the trigger page's form starts
+    from and sends back changed."""
+    values = {name: getattr(trigger, name) for name in TRIGGER_FIELDS}
+    values["team"] = trigger.team_id
+    values["subscribers"] = sorted(trigger.subscribers.values_list("pk", flat=True))
+    return {"id": trigger.pk, **values}
 
 
 # --- preferences ------------------------------------------------------------------------
