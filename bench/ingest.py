@@ -226,8 +226,8 @@ def publish_only(bodies: list[bytes], *, duration: float, warmup: float) -> Load
     sent with ``stream.publish_events`` (encode + send + wait for every ack)."""
     from django.utils import timezone
 
-    from api.ingest import ingest_batch
     from notifications import stream
+    from notifications.ingestion import ingest_batch
     from workspace.models import Team
 
     decoded = [json.loads(b) for b in bodies]

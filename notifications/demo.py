@@ -1,7 +1,7 @@
 """A little history for the demo organization, so a first login shows the product at work.
 
 Everything goes the real way: colleagues' edits are resource saves (activity log → outbox),
-and the analytics events are ingestion envelopes (``api.ingest.ingest_batch``) put in the
+and the analytics events are ingestion envelopes (``ingestion.ingest_batch``) put in the
 outbox; the relay publishes both to Kafka and the consumer turns them into notifications
 with the stored triggers, as for any traffic. Run it again and it adds nothing: an edit is
 made only while the resource still lacks it, and each event has a fixed id (a second outbox
@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from api.ingest import ingest_batch
+from notifications.ingestion import ingest_batch
 from notifications.models import Outbox
 from workspace.activity import acting_as
 from workspace.models import Dashboard, FeatureFlag, Insight, Team

@@ -36,7 +36,7 @@ def _run(*args: str, **variables: str) -> subprocess.CompletedProcess:
 SCRIPT = textwrap.dedent(
     """
     from django.utils import timezone
-    from api.ingest import BatchTooLarge, ingest_batch
+    from notifications.ingestion import BatchTooLarge, ingest_batch
     from notifications.channels.base import Destination, Message
     from notifications.channels.http import saved_url_refusal
     from notifications.channels.telegram import TelegramChannel

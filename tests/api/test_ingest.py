@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from api import ingest
-from notifications import events, stream
+from notifications import events, ingestion, stream
 from notifications.events import Source
 from notifications.stream import TopicName
 from tests.factories import TeamFactory
@@ -53,7 +53,7 @@ def no_publish(monkeypatch):
 
 @pytest.mark.django_db
 def test_ingest_batch_builds_ingest_envelopes(team):
-    [event] = ingest.ingest_batch(team=team, batch=[item()], now=NOW)
+    [event] = ingestion.ingest_batch(team=team, batch=[item()], now=NOW)
     assert event.source is Source.INGEST
     assert event.name == "checkout_error"
     assert (event.team_id, event.org_id) == (team.id, team.organization_id)
@@ -66,7 +66,7 @@ def test_ingest_batch_builds_ingest_envelopes(team):
 
 @pytest.mark.django_db
 def test_missing_timestamp_and_properties_default_to_now_and_empty(team):
-    [event] = ingest.ingest_batch(
+    [event] = ingestion.ingest_batch(
         team=team, batch=[{"event": "signup", "distinct_id": "u"}], now=NOW
     )
     assert event.occurred_at == NOW
@@ -76,8 +76,8 @@ def test_missing_timestamp_and_properties_default_to_now_and_empty(team):
 @pytest.mark.django_db
 def test_ids_are_deterministic_so_retries_deduplicate(team):
     batch = [item(), item(distinct_id="user-2")]
-    first = [e.id for e in ingest.ingest_batch(team=team, batch=batch, now=NOW)]
-    retry = [e.id for e in ingest.ingest_batch(team=team, batch=batch, now=datetime.now(UTC))]
+    first = [e.id for e in ingestion.ingest_batch(team=team, batch=batch, now=NOW)]
+    retry = [e.id for e in ingestion.ingest_batch(team=team, batch=batch, now=datetime.now(UTC))]
     assert first == retry
     assert first[0] != first[1]
     assert all(i.version == 5 for i in first)
@@ -86,7 +86,7 @@ def test_ids_are_deterministic_so_retries_deduplicate(team):
 @pytest.mark.django_db
 def test_property_order_does_not_change_the_id_but_values_and_team_do(team):
     def one_id(t, **overrides):
-        return ingest.ingest_batch(team=t, batch=[item(**overrides)], now=NOW)[0].id
+        return ingestion.ingest_batch(team=t, batch=[item(**overrides)], now=NOW)[0].id
 
     base = one_id(team)
     assert one_id(team, properties={"currency": "EUR", "amount": 150}) == base
@@ -99,7 +99,7 @@ def test_property_order_does_not_change_the_id_but_values_and_team_do(team):
 @pytest.mark.django_db
 def test_client_uuid_is_the_event_id(team):
     client_id = uuid.uuid4()
-    [event] = ingest.ingest_batch(team=team, batch=[item(uuid=str(client_id))], now=NOW)
+    [event] = ingestion.ingest_batch(team=team, batch=[item(uuid=str(client_id))], now=NOW)
     assert event.id == client_id
 
 
@@ -114,8 +114,8 @@ def test_every_bad_field_of_every_bad_event_is_named(team):
         item(event="x" * (events.MAX_NAME_LENGTH + 1)),
         "just a string",
     ]
-    with pytest.raises(ingest.BatchRejected) as caught:
-        ingest.ingest_batch(team=team, batch=batch, now=NOW)
+    with pytest.raises(ingestion.BatchRejected) as caught:
+        ingestion.ingest_batch(team=team, batch=batch, now=NOW)
     found = [(e.index, e.field) for e in caught.value.errors]
     assert found == [
         (1, "event"),
@@ -134,9 +134,9 @@ def test_every_bad_field_of_every_bad_event_is_named(team):
 
 @pytest.mark.django_db
 def test_an_event_kafka_could_never_take_is_rejected_not_retried(team):
-    huge = item(properties={"blob": "x" * ingest.MAX_EVENT_BYTES})
-    with pytest.raises(ingest.BatchRejected) as caught:
-        ingest.ingest_batch(team=team, batch=[item(), huge], now=NOW)
+    huge = item(properties={"blob": "x" * ingestion.MAX_EVENT_BYTES})
+    with pytest.raises(ingestion.BatchRejected) as caught:
+        ingestion.ingest_batch(team=team, batch=[item(), huge], now=NOW)
     [error] = caught.value.errors
     assert (error.index, error.field) == (1, "properties")
     assert "bytes encoded" in error.message
@@ -184,7 +184,7 @@ def test_a_nul_character_anywhere_is_400_naming_the_field(
 @pytest.mark.django_db
 def test_a_timestamp_beyond_the_clock_skew_is_400_naming_it(client, team, no_publish):
     """One client clock set to tomorrow must not reorder everyone's event_count windows."""
-    tomorrow = (datetime.now(UTC) + ingest.MAX_CLOCK_SKEW * 24).isoformat()
+    tomorrow = (datetime.now(UTC) + ingestion.MAX_CLOCK_SKEW * 24).isoformat()
     response = post(
         client, {"api_key": team.api_token, "batch": [item(), item(timestamp=tomorrow)]}
     )
@@ -196,8 +196,8 @@ def test_a_timestamp_beyond_the_clock_skew_is_400_naming_it(client, team, no_pub
 
 @pytest.mark.django_db
 def test_a_timestamp_within_the_clock_skew_is_kept(team):
-    ahead = NOW + ingest.MAX_CLOCK_SKEW
-    [event] = ingest.ingest_batch(team=team, batch=[item(timestamp=ahead.isoformat())], now=NOW)
+    ahead = NOW + ingestion.MAX_CLOCK_SKEW
+    [event] = ingestion.ingest_batch(team=team, batch=[item(timestamp=ahead.isoformat())], now=NOW)
     assert event.occurred_at == ahead
 
 
@@ -380,7 +380,7 @@ def test_a_batch_of_100_is_on_the_events_topic_when_accepted(client, team):
     assert {(e.team_id, e.org_id, e.source) for e in received} == {
         (team.id, team.organization_id, Source.INGEST)
     }
-    expected_ids = [e.id for e in ingest.ingest_batch(team=team, batch=batch, now=NOW)]
+    expected_ids = [e.id for e in ingestion.ingest_batch(team=team, batch=batch, now=NOW)]
     assert [e.id for e in received] == expected_ids
 
 
