@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -96,6 +97,7 @@ class PipelineCollector(Collector):
             yield family
 
 
+@transaction.non_atomic_requests  # answers while the database does not (as /api/health/)
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     pipeline = CollectorRegistry(auto_describe=False)
