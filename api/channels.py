@@ -30,11 +30,8 @@ Leaving ``secret`` out of an update keeps the stored one. Errors use the flat sh
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers, status
@@ -49,62 +46,18 @@ from api.permissions import (
     is_org_admin,
 )
 from notifications import services
-from notifications.channels import slack
-from notifications.channels.http import saved_url_refusal
-from notifications.models import Channel, ChannelConfig
+from notifications.channels import registry
+from notifications.models import ChannelConfig
 
-TELEGRAM_CHAT = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
-SLACK_TOKEN = re.compile(r"^xox[a-z]-[A-Za-z0-9-]+$")
-TELEGRAM_TOKEN = re.compile(r"^[0-9]{3,}:[A-Za-z0-9_-]{20,}$")
-MIN_WEBHOOK_SECRET = 16
-CONFIG_KEYS = {
-    Channel.SLACK: ("default_target",),
-    Channel.TELEGRAM: ("default_target",),
-    Channel.WEBHOOK: ("url", "default_target"),
-}
-CHANNEL_CONFIG_TYPES = ChannelConfig._meta.get_field("type").choices
-"""The types a channel row may have (for ``ENUM_NAME_OVERRIDES``: ``ChannelConfigTypeEnum``)."""
-SECRET_REQUIRED = frozenset({Channel.SLACK, Channel.TELEGRAM})
+_UNKNOWN_TYPE = "unknown channel type '{input}'; use one of " + ", ".join(registry.ORG_LEVEL)
 FORBIDDEN = OpenApiResponse(description="The caller is not an admin of the organization.")
 
 
 def _config_errors(kind: str, config: dict[str, Any]) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    allowed = CONFIG_KEYS[kind]
-    for key in config:
-        if key not in allowed:
-            errors[f"config.{key}"] = [f"unknown setting for {kind}; use " + ", ".join(allowed)]
-    target = config.get("default_target")
-    if target is not None and not isinstance(target, str):
-        errors["config.default_target"] = ["must be a string"]
-    elif target and kind == Channel.SLACK and not slack.TARGET.fullmatch(target):
-        errors["config.default_target"] = [slack.TARGET_FORMAT]
-    elif target and kind == Channel.TELEGRAM and not TELEGRAM_CHAT.match(target):
-        errors["config.default_target"] = ["must be a chat id like -1001234567890 or @channel"]
-    if kind == Channel.WEBHOOK:
-        url = config.get("url", config.get("default_target"))
-        try:
-            if not isinstance(url, str):
-                raise DjangoValidationError("missing")
-            URLValidator(schemes=["http", "https"])(url)
-        except DjangoValidationError:
-            errors["config.url"] = ["a webhook needs an http(s) URL"]
-        else:
-            if refusal := saved_url_refusal(url):
-                errors["config.url"] = [refusal]
-        if config.get("url") and target and target != config["url"]:
-            errors["config.default_target"] = ["must equal url (or be left out)"]
-    return errors
-
-
-def _secret_error(kind: str, secret: str) -> str | None:
-    if kind == Channel.SLACK and not SLACK_TOKEN.match(secret):
-        return "must be a Slack bot token (xoxb-…)"
-    if kind == Channel.TELEGRAM and not TELEGRAM_TOKEN.match(secret):
-        return "must be a Telegram bot token (123456:ABC…)"
-    if kind == Channel.WEBHOOK and len(secret) < MIN_WEBHOOK_SECRET:
-        return f"must be at least {MIN_WEBHOOK_SECRET} characters"
-    return None
+    return {
+        f"config.{key}": [problem]
+        for key, problem in registry.config_problems(kind, config).items()
+    }
 
 
 class ChannelConfigSerializer(serializers.ModelSerializer):
@@ -143,24 +96,14 @@ class ChannelConfigSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         validators: list = []  # the (organization, type, name) check below says which name
-        extra_kwargs = {
-            "type": {
-                "error_messages": {
-                    "invalid_choice": "unknown channel type '{input}'; use one of "
-                    + ", ".join(CONFIG_KEYS)
-                }
-            }
-        }
+        extra_kwargs = {"type": {"error_messages": {"invalid_choice": _UNKNOWN_TYPE}}}
 
     def get_has_secret(self, channel_config: ChannelConfig) -> bool:
         return bool(channel_config.secret_encrypted)
 
     def to_representation(self, channel_config):
         data = super().to_representation(channel_config)
-        config = dict(data.get("config") or {})
-        if channel_config.type == Channel.WEBHOOK and "default_target" in config:
-            config["url"] = config["default_target"]
-        data["config"] = config
+        data["config"] = registry.config_shown(channel_config.type, data.get("config") or {})
         return data
 
     def validate(self, attrs):
@@ -179,7 +122,11 @@ class ChannelConfigSerializer(serializers.ModelSerializer):
             raise ValidationError({"config": ["must be an object"]})
         config_given = "config" in attrs or current is None
         config = dict(attrs.get("config", current.config if current else {}) or {})
-        secret_key = services.SECRET_KEYS[kind]
+        declaration = registry.find(kind)
+        if declaration is None or declaration.secret is None:  # a row of a type now gone
+            raise ValidationError({"type": [_UNKNOWN_TYPE.format(input=kind)]})
+        declared = declaration.secret
+        secret_key = declared.name
         if secret_key in config:
             in_config = config.pop(secret_key)
             if "secret" in attrs and attrs["secret"] != in_config:
@@ -187,14 +134,12 @@ class ChannelConfigSerializer(serializers.ModelSerializer):
             attrs["secret"] = str(in_config)
         if config_given:
             errors.update(_config_errors(kind, config))
-            if kind == Channel.WEBHOOK and "url" in config:
-                config["default_target"] = config.pop("url")
-            attrs["config"] = config
+            attrs["config"] = registry.config_stored(kind, config)
         secret = attrs.get("secret")
-        if secret is not None and (message := _secret_error(kind, secret)):
+        if secret is not None and (message := declared.check(secret)):
             errors["secret"] = [message]
-        if current is None and kind in SECRET_REQUIRED and not secret:
-            errors["secret"] = [f"{kind} needs its bot token"]
+        if current is None and declared.generate is None and not secret:
+            errors["secret"] = [f"{kind} needs its {declared.label}"]
         name = attrs.get("name", current.name if current else "")
         taken = ChannelConfig.objects.filter(organization=organization, type=kind, name=name)
         if current is not None:

@@ -12,6 +12,8 @@ their address.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
@@ -19,7 +21,8 @@ from rest_framework.exceptions import ValidationError
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
 from api.pagination import KeysetPagination
 from api.permissions import deliveries_of
-from notifications.models import Channel, Delivery, DeliveryStatus
+from notifications.channels import email, registry
+from notifications.models import Delivery, DeliveryStatus
 
 
 class DeliverySerializer(serializers.ModelSerializer):
@@ -83,7 +86,7 @@ class DeliverySerializer(serializers.ModelSerializer):
     def get_destination(self, delivery: Delivery) -> str:
         request = self.context.get("request")
         mine = request is not None and delivery.recipient_id == request.user.pk
-        if delivery.channel == Channel.EMAIL and delivery.recipient_id and not mine:
+        if delivery.channel == email.TYPE and delivery.recipient_id and not mine:
             return ""
         return delivery.destination
 
@@ -93,7 +96,7 @@ class NewestFirst(KeysetPagination):
     page_size = 50
 
 
-def _choice(params, name: str, choices: list[str]) -> str | None:
+def _choice(params, name: str, choices: Sequence[str]) -> str | None:
     value = params.get(name, "")
     if not value:
         return None
@@ -117,14 +120,14 @@ class DeliveryViewSet(FlatErrorsMixin, mixins.ListModelMixin, viewsets.GenericVi
         params = self.request.query_params
         if status := _choice(params, "status", DeliveryStatus.values):
             deliveries = deliveries.filter(status=status)
-        if channel := _choice(params, "channel", Channel.values):
+        if channel := _choice(params, "channel", registry.TYPES):
             deliveries = deliveries.filter(channel=channel)
         return deliveries
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=DeliveryStatus.values),
-            OpenApiParameter("channel", str, enum=Channel.values),
+            OpenApiParameter("channel", str, enum=list(registry.TYPES)),
         ],
         responses={200: DeliverySerializer(many=True), 400: FIELD_ERRORS},
     )

@@ -42,6 +42,7 @@ from rest_framework.views import APIView
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
 from api.permissions import teams_of
 from notifications import services
+from notifications.channels import registry
 from notifications.models import Category, DigestCadence, Preference
 from notifications.quiet import DND_MAX_AHEAD, Attention, dnd_label, dnd_preset
 from workspace.models import validate_timezone
@@ -52,9 +53,10 @@ CRITICAL_CHOICES = tuple(c for c in Category.values if c != Category.DIGEST)
 
 def preference_grid() -> dict[str, tuple[str, ...]]:
     """Rows (categories) and their columns (channels) of the grid, in order: every
-    notification category × in_app/email/slack/telegram, then the digest row (per digest
+    notification category × every channel that reaches a person (the registry's
+    ``TO_PEOPLE``: in_app, email, slack, telegram), then the digest row (per digest
     channel) when the digests app provides one."""
-    grid = {category: services.PREFERENCE_CHANNELS for category in Category.values}
+    grid = {category: registry.TO_PEOPLE for category in Category.values}
     try:
         from digests.models import DIGEST_PREFERENCE, DigestChannel
     except ImportError:

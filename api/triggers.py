@@ -37,8 +37,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import permissions, serializers
@@ -49,9 +47,8 @@ from rest_framework.response import Response
 from api.errors import FIELD_ERRORS, FlatErrorsMixin, flat_errors
 from api.permissions import CallerTeamField, TeamScopedViewSet, is_org_admin
 from notifications import services
-from notifications.channels import slack
-from notifications.channels.http import saved_url_refusal
-from notifications.models import Channel, Trigger, TriggerKind
+from notifications.channels import registry
+from notifications.models import Trigger, TriggerKind
 from notifications.triggers import (
     MAX_CHANNELS,
     MAX_ROLLUP_ITEMS,
@@ -89,9 +86,10 @@ class TriggerChannelSerializer(serializers.Serializer):
     type (``/api/channels/``).
     """
 
+    # Types, and the format of each one's target, are the channels' declarations.
     type = serializers.ChoiceField(
-        choices=Channel.choices,
-        error_messages={"invalid_choice": _choices_message("channel type", Channel.values)},
+        choices=registry.CHOICES,
+        error_messages={"invalid_choice": _choices_message("channel type", registry.TYPES)},
     )
     target = serializers.CharField(required=False, max_length=200)
 
@@ -99,18 +97,8 @@ class TriggerChannelSerializer(serializers.Serializer):
         kind = attrs.get("type")
         if kind is None:  # a PATCH skips "required" checks in nested bodies
             raise ValidationError({"type": ["This field is required."]})
-        target = attrs.get("target")
-        if kind == Channel.SLACK and not (target and slack.TARGET.fullmatch(target)):
-            raise ValidationError({"target": [slack.TARGET_FORMAT]})
-        if kind == Channel.IN_APP and target:
-            raise ValidationError({"target": ["in_app has no target"]})
-        if kind == Channel.EMAIL and target:
-            try:
-                validate_email(target)
-            except DjangoValidationError:
-                raise ValidationError({"target": ["must be an email address"]}) from None
-        if kind == Channel.WEBHOOK and target and (refusal := saved_url_refusal(target)):
-            raise ValidationError({"target": [refusal]})
+        if problem := registry.target_problem(kind, attrs.get("target")):
+            raise ValidationError({"target": [problem]})
         return attrs
 
 

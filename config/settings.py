@@ -199,9 +199,9 @@ SPECTACULAR_SETTINGS = {
         "api.errors.document_error_responses",
     ],
     "ENUM_NAME_OVERRIDES": {
-        "ChannelEnum": "notifications.models.Channel",
+        "ChannelEnum": "notifications.channels.registry.CHOICES",
         "RoleEnum": "workspace.models.Role",
-        "ChannelConfigTypeEnum": "api.channels.CHANNEL_CONFIG_TYPES",
+        "ChannelConfigTypeEnum": "notifications.channels.registry.ORG_LEVEL_CHOICES",
     },
 }
 

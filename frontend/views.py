@@ -22,8 +22,9 @@ from django.views.decorators.csrf import csrf_exempt
 from api.permissions import teams_of
 from api.preferences import CRITICAL_CHOICES, dnd_state
 from notifications.attention import held_summary
+from notifications.channels import in_app, registry
 from notifications.checks import DEFAULT_INTERVAL
-from notifications.models import Category, Channel, Notification, Preference, Trigger, TriggerKind
+from notifications.models import Category, Notification, Preference, Trigger, TriggerKind
 from notifications.services import (
     notification_unread_count,
     notification_visible,
@@ -34,13 +35,6 @@ from workspace.models import Cohort, Experiment, Insight, UserProfile, zone_in_e
 
 PAGE_SIZE = 50
 
-CHANNEL_NOUNS = {
-    Channel.IN_APP: "in-app notifications",
-    Channel.EMAIL: "emails",
-    Channel.SLACK: "Slack messages",
-    Channel.WEBHOOK: "webhook calls",
-    Channel.TELEGRAM: "Telegram messages",
-}
 ACTIVITY_ACTIONS = ("created", "updated", "deleted", "sent", "failed")
 RESOURCE_TYPES = (
     ("dashboard", "Dashboards"),
@@ -239,8 +233,8 @@ def trigger_list(request):
             "trigger": trigger,
             "delivery": delivery_summary(trigger.delivery),
             "channels": ", ".join(
-                str(Channel(c["type"]).label) if c.get("type") in Channel.values else "?"
-                for c in trigger.channels or [{"type": "in_app"}]
+                registry.label(c.get("type", ""))
+                for c in trigger.channels or [{"type": in_app.TYPE}]
             ),
             "snoozed": trigger.snoozed_until is not None and trigger.snoozed_until > now,
         }
@@ -269,7 +263,13 @@ def _trigger_form(request, trigger: Trigger | None):
             "initial": initial,
             "teams": teams,
             "kinds": TriggerKind.choices,
-            "channels": Channel.choices,
+            "channels": registry.CHOICES,
+            "channel_targets": {
+                d.type: {"label": d.target.label, "placeholder": d.target.placeholder}
+                if d.target
+                else None
+                for d in registry.DECLARATIONS
+            },
             "operators": [
                 ("exact", "equals"),
                 ("is_not", "does not equal"),
@@ -316,10 +316,11 @@ def trigger_edit(request, trigger_id: int):
 def unsubscribed_message(value: str) -> str | None:
     """``alert:email`` → "You're unsubscribed from alert emails." (None if malformed)."""
     category, _, channel = value.partition(":")
-    if not category or channel not in CHANNEL_NOUNS:
+    declaration = registry.find(channel)
+    if not category or declaration is None:
         return None
     label = category.replace("-", " ").replace("_", " ")
-    return f"You're unsubscribed from {label} {CHANNEL_NOUNS[Channel(channel)]}."
+    return f"You're unsubscribed from {label} {declaration.noun}."
 
 
 @login_required
@@ -334,7 +335,10 @@ def preferences(request):
         {
             "unsubscribed": unsubscribed_message(request.GET.get("unsubscribed", "")),
             "categories": Category.choices,
-            "channels": Channel.choices,
+            "channels": registry.CHOICES,
+            "personal_channels": [
+                d.type for d in registry.DECLARATIONS if d.to_people and not d.org_level
+            ],
             "timezones": zones,
             "current_timezone": current,
             "hours": [(h, f"{h:02d}:00") for h in range(24)],

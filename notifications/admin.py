@@ -2,7 +2,8 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 
-from notifications import models, services
+from notifications import models
+from notifications.channels import registry
 from notifications.secrets import encrypt
 
 
@@ -131,9 +132,9 @@ class ChannelConfigAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         """A secret pasted into ``config`` is encrypted, as the API does, not kept in clear."""
-        secret_key = services.SECRET_KEYS.get(obj.type)
-        if isinstance(obj.config, dict) and secret_key in obj.config:
-            obj.secret_encrypted = encrypt(str(obj.config.pop(secret_key)))
+        declared = registry.secret_of(obj.type)
+        if declared is not None and isinstance(obj.config, dict) and declared.name in obj.config:
+            obj.secret_encrypted = encrypt(str(obj.config.pop(declared.name)))
         super().save_model(request, obj, form, change)
 
 

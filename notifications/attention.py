@@ -26,9 +26,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max
 
+from notifications.channels.registry import PUSH
 from notifications.models import Delivery, DeliveryStatus, Preference
 from notifications.quiet import (
-    PUSH_CHANNELS,
     Attention,
     Hold,
     held_from_message,
@@ -74,7 +74,7 @@ def deliveries_due(delivery_ids: Sequence[int], *, now: datetime) -> list[int]:
             pk__in=delivery_ids,
             status=DeliveryStatus.QUEUED,
             recipient__isnull=False,
-            channel__in=PUSH_CHANNELS,
+            channel__in=PUSH,
         ).values_list("id", "recipient_id", "message", "trigger__critical")
     )
     people = attention_of(recipient for _, recipient, _, _ in pushes)
@@ -123,7 +123,7 @@ def held_on_retry(delivery: Delivery, *, now: datetime) -> bool:
     if (
         delivery.next_retry_at is None
         or delivery.recipient_id is None
-        or delivery.channel not in PUSH_CHANNELS
+        or delivery.channel not in PUSH
         or delivery.idempotency_key.startswith("release:")
     ):
         return False

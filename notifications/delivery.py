@@ -23,6 +23,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from notifications import attention, store
+from notifications.channels import registry
 from notifications.channels.base import (
     ChannelNotConfigured,
     Destination,
@@ -86,7 +87,6 @@ class ClaimLease:
 RETRY = RetryPolicy()
 SENDING_LEASE = ClaimLease()
 DISABLE_AFTER_FAILURES = 5
-ORG_CHANNELS = ("slack", "webhook", "telegram")
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,13 @@ def delivery_claim(*, delivery_id: int, now: datetime) -> Delivery | None:
 
 
 def channel_destination(*, organization, channel: str, address: str) -> Destination:
-    """Where a message on ``channel`` goes for ``organization``: email and other per-person
-    channels need only the address; Slack, webhooks and Telegram take the org's enabled
-    channel settings with the secret decrypted. Raises :class:`ChannelNotConfigured` with
-    the reason when the org has none (or it was turned off)."""
-    if channel not in ORG_CHANNELS:
+    """Where a message on ``channel`` goes for ``organization``: email and other personal
+    channels need only the address; organization-level ones (Slack, webhooks, Telegram)
+    take the org's enabled channel settings with the secret decrypted under its declared
+    name. Raises :class:`ChannelNotConfigured` with the reason when the org has none (or it
+    was turned off)."""
+    declared = registry.secret_of(channel)
+    if declared is None:
         if not address:
             raise ChannelNotConfigured(f"no address for {channel}")
         return Destination(address=address)
@@ -127,8 +129,7 @@ def channel_destination(*, organization, channel: str, address: str) -> Destinat
         raise ChannelNotConfigured(f"{channel} is not configured for {organization.name}")
     if not config.enabled:
         raise ChannelNotConfigured(f"{config} is disabled: {config.disabled_reason}")
-    secret_key = {"slack": "bot_token", "telegram": "bot_token", "webhook": "secret"}[channel]
-    settings = {**config.config, secret_key: decrypt(config.secret_encrypted)}
+    settings = {**config.config, declared.name: decrypt(config.secret_encrypted)}
     return Destination(
         address=address or str(config.config.get("default_target", "")), settings=settings
     )
@@ -234,14 +235,14 @@ def _record(
 
 
 def _channel_succeeded(delivery: Delivery) -> None:
-    if delivery.channel in ORG_CHANNELS:
+    if delivery.channel in registry.ORG_LEVEL:
         ChannelConfig.objects.filter(
             organization_id=delivery.team.organization_id, type=delivery.channel, enabled=True
         ).update(consecutive_failures=0)
 
 
 def _delivery_channel_failed(delivery: Delivery, detail: str, now: datetime) -> None:
-    if delivery.channel in ORG_CHANNELS:
+    if delivery.channel in registry.ORG_LEVEL:
         channel_failed(
             organization_id=delivery.team.organization_id,
             channel=delivery.channel,

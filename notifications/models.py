@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.channels import registry
 from notifications.triggers import Kind, ThresholdState
 from workspace.models import Team
 
@@ -231,14 +232,6 @@ class Outbox(models.Model):
         return f"outbox {self.id} team {self.team_id}"
 
 
-class Channel(models.TextChoices):
-    IN_APP = "in_app", "In-app"
-    EMAIL = "email", "Email"
-    SLACK = "slack", "Slack"
-    WEBHOOK = "webhook", "Webhook"
-    TELEGRAM = "telegram", "Telegram"
-
-
 class DigestCadence(models.TextChoices):
     OFF = "off"
     HOURLY = "hourly"
@@ -366,7 +359,7 @@ class ChannelConfig(models.Model):
     )
     type = models.CharField(
         max_length=16,
-        choices=[(c.value, c.label) for c in (Channel.SLACK, Channel.WEBHOOK, Channel.TELEGRAM)],
+        choices=registry.org_level_choices,
     )
     name = models.CharField(max_length=200)
     config = models.JSONField(default=dict, blank=True, help_text="Settings that are not secret.")
@@ -413,7 +406,7 @@ class RollupWindow(models.Model):
         FLUSHED = "flushed"
 
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="rollups")
-    channel = models.CharField(max_length=16, choices=Channel.choices)
+    channel = models.CharField(max_length=16, choices=registry.channel_choices)
     destination = models.CharField(max_length=400)
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -452,7 +445,7 @@ class Delivery(models.Model):
     the row with a conditional update (queued → sending), so a duplicated task sends nothing."""
 
     idempotency_key = models.CharField(max_length=300, unique=True)
-    channel = models.CharField(max_length=16, choices=Channel.choices)
+    channel = models.CharField(max_length=16, choices=registry.channel_choices)
     destination = models.CharField(max_length=400)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="deliveries")
     recipient = models.ForeignKey(

@@ -24,10 +24,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-PUSH_CHANNELS = frozenset({"email", "slack", "telegram"})
-"""Channels that push to a person. In-app and team destinations (a trigger's Slack channel,
-a webhook, a fixed address) are never held."""
-
 DND_MAX_AHEAD = timedelta(days=30)
 """The furthest ahead do-not-disturb may be set."""
 DND_HOUR = timedelta(hours=1)

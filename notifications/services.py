@@ -11,7 +11,6 @@ which only ever reach the user's own rows).
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -24,10 +23,10 @@ from django.utils import timezone
 
 from notifications import store
 from notifications.attention import attention_changed
+from notifications.channels import in_app, registry
 from notifications.models import (
     Announcement,
     Category,
-    Channel,
     ChannelConfig,
     Delivery,
     DeliveryStatus,
@@ -335,7 +334,7 @@ TRIGGER_FIELDS = (
     "critical",
 )
 """What a person sets on a trigger (the owner and the timestamps are the system's)."""
-DEFAULT_CHANNELS: tuple[Mapping[str, str], ...] = ({"type": Channel.IN_APP},)
+DEFAULT_CHANNELS: tuple[Mapping[str, str], ...] = ({"type": in_app.TYPE},)
 DEFAULT_DELIVERY: Mapping[str, str] = {"mode": "instant"}
 
 
@@ -405,10 +404,7 @@ def trigger_values(*, trigger: Trigger) -> dict[str, Any]:
 
 # --- preferences ------------------------------------------------------------------------
 
-PREFERENCE_CHANNELS: tuple[str, ...] = tuple(
-    c.value for c in (Channel.IN_APP, Channel.EMAIL, Channel.SLACK, Channel.TELEGRAM)
-)
-CRITICAL: frozenset[tuple[str, str]] = frozenset({(Category.ALERT.value, Channel.IN_APP.value)})
+CRITICAL: frozenset[tuple[str, str]] = frozenset({(Category.ALERT.value, in_app.TYPE)})
 """(category, channel) switches that stay on: alerts on your data always reach the center."""
 
 
@@ -418,7 +414,7 @@ def is_critical(category: str, channel: str) -> bool:
 
 def critical_message(category: str, channel: str) -> str:
     label = Category(category).label if category in Category.values else category
-    where = "in the app" if channel == Channel.IN_APP else f"by {channel}"
+    where = "in the app" if channel == in_app.TYPE else f"by {channel}"
     return f"{label} {where} are critical and cannot be turned off"
 
 
@@ -521,14 +517,6 @@ def notification_dnd_active(
 
 # --- channel configuration ----------------------------------------------------------------
 
-SECRET_KEYS = {Channel.SLACK: "bot_token", Channel.TELEGRAM: "bot_token", Channel.WEBHOOK: "secret"}
-"""The setting each channel type keeps encrypted (the name ``notifications.delivery`` passes
-it under)."""
-
-
-def generate_webhook_secret() -> str:
-    return secrets.token_urlsafe(32)
-
 
 def notification_channel_config_save(
     *,
@@ -542,16 +530,18 @@ def notification_channel_config_save(
     enabled: bool | None = None,
 ) -> tuple[ChannelConfig, str | None]:
     """Create (``channel_config`` None) or update a channel. The secret is stored encrypted
-    and never read back here. A new webhook without a secret gets a generated one, returned
-    as the second value so the API can show it exactly once; otherwise that is None.
+    and never read back here. A new channel without a secret, of a type that generates one
+    (a webhook), gets one, returned as the second value so the API can show it exactly
+    once; otherwise that is None.
     Re-enabling a channel clears its failure count. Permission checks are the caller's."""
     shown_once = None
     if channel_config is None:
         channel_config = ChannelConfig(
             organization_id=organization_id, type=type, created_by=user, config={}
         )
-        if not secret and type == Channel.WEBHOOK:
-            secret = shown_once = generate_webhook_secret()
+        declared = registry.secret_of(type or "")
+        if not secret and declared is not None and declared.generate is not None:
+            secret = shown_once = declared.generate()
     if name is not None:
         channel_config.name = name
     if config is not None:
@@ -590,7 +580,7 @@ def notification_announce(
         if organization_id is not None:
             memberships = memberships.filter(team__organization_id=organization_id)
         opted_out = Preference.objects.filter(
-            **{f"channels__{Category.ANNOUNCEMENT}__{Channel.IN_APP}": False}
+            **{f"channels__{Category.ANNOUNCEMENT}__{in_app.TYPE}": False}
         ).values("user_id")
         first_team = (
             memberships.exclude(user_id__in=opted_out)

@@ -65,8 +65,9 @@ from digests.weekly.types import (
     suggest_product,
     teams_to_notify,
 )
+from notifications.channels import email
 from notifications.channels.base import Destination, Message, Outcome, Result
-from notifications.models import Category, Channel, DigestCadence
+from notifications.models import Category, DigestCadence
 from notifications.outbox import resource_url
 from notifications.unsubscribe import unsubscribe_url
 
@@ -202,7 +203,7 @@ def generate_notify_teams(*, digest: Digest, batch: OrgBatch) -> int:
             key = user_data_key(digest.key, UserDataKey.NOTIFY_TEAMS, user_id)
             pipe.delete(key)
             opted_in = cadence.get(user_id, DigestCadence.DAILY) != DigestCadence.OFF and bool(
-                channels.get(user_id, {}).get(DIGEST_CATEGORY, {}).get(Channel.EMAIL, True)
+                channels.get(user_id, {}).get(DIGEST_CATEGORY, {}).get(email.TYPE, True)
             )
             wanted = teams_to_notify(member_of, muted[user_id], opted_in=opted_in)
             if wanted:
@@ -382,9 +383,7 @@ class EmailSender:
     :class:`~notifications.channels.email.EmailChannel`)."""
 
     def send_many(self, pairs: Sequence[tuple[Message, Destination]]) -> list[Outcome]:
-        from notifications.channels.email import EmailChannel
-
-        return EmailChannel().send_many(pairs)
+        return email.EmailChannel().send_many(pairs)
 
 
 def send_org_digests(
@@ -445,7 +444,7 @@ def send_org_digests(
             home_url=f"{base_url}/",
             preferences_url=f"{base_url}/preferences/",
             unsubscribe_url=unsubscribe_url(
-                user_id=recipient.user_id, category=DIGEST_CATEGORY, channel=Channel.EMAIL
+                user_id=recipient.user_id, category=DIGEST_CATEGORY, channel=email.TYPE
             ),
         )
         user_digest = org_digests[recipient.org_id].for_user(user_teams, context)

@@ -1,4 +1,11 @@
-"""The channel contract: render a :class:`Message` for one destination and send it.
+"""The channel contract: what a channel is (:class:`ChannelDeclaration`) and how it sends
+(:class:`Channel`: render a :class:`Message` for one destination and send it).
+
+Each channel module says what it is in one ``DECLARATION``: its type and label, whether it
+reaches a person, its organization-level settings (a secret kept encrypted in
+``ChannelConfig``, non-secret config keys and their checks) and what a destination address
+looks like. :mod:`notifications.channels.registry` lists the declarations; the API, the
+pages, the admin and delivery ask it, never a list of their own.
 
 A channel only sends what it is given. It never touches the database and never sleeps:
 ``send`` returns an :class:`Outcome` — sent, retry after N seconds, or failed for good —
@@ -9,8 +16,10 @@ channel makes to its provider ends by an overall deadline
 
 from __future__ import annotations
 
+import builtins
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
@@ -113,3 +122,96 @@ class Channel(Protocol):
         retry by sleeping, and must map every provider error to an Outcome: an answer cut
         off mid-way (reset, incomplete read, deadline) is a retry, never a failure."""
         ...
+
+
+Check = Callable[[str], str | None]
+"""What is wrong with a value, in one line for the person who typed it; None when it is fine."""
+
+
+def matching(pattern: re.Pattern[str], problem: str) -> Check:
+    """A check that takes what ``pattern`` matches whole (``fullmatch``: no trailing newline
+    slips through) and answers ``problem`` otherwise."""
+
+    def check(value: str) -> str | None:
+        return None if pattern.fullmatch(value) else problem
+
+    return check
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a destination address on the channel looks like: a trigger's ``target`` and an
+    organization channel's ``default_target`` are both checked with ``check``.
+
+    ``required`` is the message when a trigger names no target, for channels that have no
+    address of their own to fall back on (empty: a target is optional). ``label`` and
+    ``placeholder`` are the trigger form's."""
+
+    label: str
+    placeholder: str
+    check: Check | None = None
+    required: str = ""
+
+    def problem(self, value: str) -> str | None:
+        return self.check(value) if self.check is not None else None
+
+
+@dataclass(frozen=True)
+class Secret:
+    """The one secret of an organization-level channel (bot token, signing secret), stored
+    encrypted in ``ChannelConfig`` and handed to the channel as
+    ``Destination.settings[name]``. Without ``generate`` a new channel must be given one;
+    with it, one is made and shown once."""
+
+    name: str
+    label: str
+    check: Check
+    generate: Callable[[], str] | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One non-secret key of an organization channel's ``config``, checked with ``check``
+    when it is a non-empty string. ``stored_as`` names the key it is saved under when that
+    differs (the API shows it under both); ``required`` is the message when it is missing
+    (empty: optional)."""
+
+    name: str
+    check: Check | None = None
+    stored_as: str = ""
+    required: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelDeclaration:
+    """Everything the rest of notiflow knows about one channel type.
+
+    - ``sender``: the :class:`Channel` class that sends; None for ``in_app`` (the
+      notification store is that channel, nothing is sent).
+    - ``noun``: what its messages are called ("Slack messages"), as in "unsubscribed from
+      alert Slack messages".
+    - ``to_people``: a person can receive it, so it has a column in their preferences.
+    - ``secret`` and ``settings``: set for an organization-level channel, which sends with
+      the organization's ``ChannelConfig`` (``secret`` is what makes it organization-level);
+      a personal one needs only an address.
+    - ``target``: what its destination looks like; None when it takes none (``in_app``).
+    """
+
+    type: str
+    label: str
+    noun: str
+    sender: builtins.type[Channel] | None  # (the field ``type`` shadows the builtin)
+    target: Target | None
+    to_people: bool = False
+    secret: Secret | None = None
+    settings: tuple[Setting, ...] = ()
+
+    @property
+    def org_level(self) -> bool:
+        return self.secret is not None
+
+    @property
+    def config_keys(self) -> tuple[str, ...]:
+        """Every key ``config`` may carry: each setting's name, then its stored name."""
+        names = [s.name for s in self.settings] + [s.stored_as for s in self.settings]
+        return tuple(dict.fromkeys(name for name in names if name))

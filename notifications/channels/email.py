@@ -26,13 +26,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection, make_msgid
 from django.core.mail.utils import DNS_NAME
+from django.core.validators import validate_email
 from django.template.loader import render_to_string
 
+from notifications.channels import base
 from notifications.channels.base import Destination, Message, Outcome
 from notifications.channels.deadline import CALL_DEADLINE, Deadline, DeadlineExceeded
 
+TYPE = "email"
 TEXT_TEMPLATE = "notifications/email/message.txt"
 HTML_TEMPLATE = "notifications/email/message.html"
 
@@ -163,7 +167,7 @@ class EmailChannel:
     """Send notification mail through Django's configured email backend; each message
     within ``deadline``, a :meth:`send_many` batch within ``batch_deadline``."""
 
-    type: ClassVar[str] = "email"
+    type: ClassVar[str] = TYPE
 
     def __init__(
         self,
@@ -244,3 +248,23 @@ class EmailChannel:
             finally:
                 _close_quietly(connection)
         return outcomes
+
+
+def address_problem(address: str) -> str | None:
+    try:
+        validate_email(address)
+    except ValidationError:
+        return "must be an email address"
+    return None
+
+
+DECLARATION = base.ChannelDeclaration(
+    type=TYPE,
+    label="Email",
+    noun="emails",
+    sender=EmailChannel,
+    target=base.Target(
+        "Email address (optional)", "each subscriber's own address", check=address_problem
+    ),
+    to_people=True,
+)

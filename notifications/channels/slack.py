@@ -38,6 +38,7 @@ from django.conf import settings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from notifications.channels import base
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
 from notifications.channels.deadline import CALL_DEADLINE, Deadline, DeadlineExceeded
 from notifications.channels.http import parse_retry_after
@@ -57,6 +58,9 @@ TARGET = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,}")
 """Where a Slack message may go, as the API accepts it (a trigger's target, a channel's
 ``default_target``): a channel name or a channel id. Compare with ``fullmatch``."""
 TARGET_FORMAT = "slack needs a channel like '#alerts' or a channel id like 'C0123ABC'"
+BOT_TOKEN = re.compile(r"xox[a-z]-[A-Za-z0-9-]+")
+
+TYPE = "slack"
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,7 @@ class SlackChannel:
     organization's bot (``destination.settings["bot_token"]``). ``timeout`` bounds each
     socket operation, ``deadline`` the whole call."""
 
-    type: ClassVar[str] = "slack"
+    type: ClassVar[str] = TYPE
 
     def __init__(
         self,
@@ -243,3 +247,21 @@ class SlackChannel:
         except Exception as exc:
             return outcome_for(exc)
         return Outcome.sent(provider_id=str(response.get("ts", "")))
+
+
+target_problem = base.matching(TARGET, TARGET_FORMAT)
+
+DECLARATION = base.ChannelDeclaration(
+    type=TYPE,
+    label="Slack",
+    noun="Slack messages",
+    sender=SlackChannel,
+    target=base.Target("Slack channel", "#alerts", check=target_problem, required=TARGET_FORMAT),
+    to_people=True,
+    secret=base.Secret(
+        "bot_token",
+        "bot token",
+        check=base.matching(BOT_TOKEN, "must be a Slack bot token (xoxb-…)"),
+    ),
+    settings=(base.Setting("default_target", check=target_problem),),
+)

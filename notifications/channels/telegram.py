@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.conf import settings
 
+from notifications.channels import base
 from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
 from notifications.channels.http import (
     HttpChannel,
@@ -26,6 +28,11 @@ from notifications.channels.http import (
     parse_retry_after,
 )
 from notifications.channels.text import cut_escaped, shorten
+
+TYPE = "telegram"
+CHAT = re.compile(r"-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}")
+"""A chat id or a public channel's @name, as the Bot API takes it; compare with ``fullmatch``."""
+BOT_TOKEN = re.compile(r"[0-9]{3,}:[A-Za-z0-9_-]{20,}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ def render_text(message: Message, limits: TelegramLimits = TelegramLimits()) -> 
 class TelegramChannel(HttpChannel[TelegramLimits]):
     """Send through the Telegram Bot API with a bot token the organization gave us."""
 
-    type = "telegram"
+    type = TYPE
     default_limits = TelegramLimits()
 
     def send(self, message: Message, destination: Destination) -> Outcome:
@@ -139,3 +146,21 @@ class TelegramChannel(HttpChannel[TelegramLimits]):
         if "migrate_to_chat_id" in parameters:
             description += f" (the group is now chat {parameters['migrate_to_chat_id']})"
         return Outcome.failed(f"telegram: {description}")
+
+
+chat_problem = base.matching(CHAT, "must be a chat id like -1001234567890 or @channel")
+
+DECLARATION = base.ChannelDeclaration(
+    type=TYPE,
+    label="Telegram",
+    noun="Telegram messages",
+    sender=TelegramChannel,
+    target=base.Target("Telegram chat", "chat id, e.g. -1001234567890", check=chat_problem),
+    to_people=True,
+    secret=base.Secret(
+        "bot_token",
+        "bot token",
+        check=base.matching(BOT_TOKEN, "must be a Telegram bot token (123456:ABC…)"),
+    ),
+    settings=(base.Setting("default_target", check=chat_problem),),
+)

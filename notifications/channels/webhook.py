@@ -13,13 +13,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
-from notifications.channels.http import HttpChannel, allow_private_addresses
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 
+from notifications.channels import base
+from notifications.channels.base import ChannelNotConfigured, Destination, Message, Outcome
+from notifications.channels.http import HttpChannel, allow_private_addresses, saved_url_refusal
+
+TYPE = "webhook"
 USER_AGENT = "notiflow-webhook/1"
+MIN_SECRET_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ class WebhookChannel(HttpChannel[WebhookLimits]):
     channel is not configured.
     """
 
-    type = "webhook"
+    type = TYPE
     default_limits = WebhookLimits()
 
     def send(self, message: Message, destination: Destination) -> Outcome:
@@ -99,3 +106,41 @@ class WebhookChannel(HttpChannel[WebhookLimits]):
         return self.request(
             url, body.encode("utf-8"), headers, now=now, allow_private=allow_private_addresses()
         )
+
+
+def url_problem(url: str) -> str | None:
+    """An http(s) URL whose host does not resolve to a private address (unless
+    ``NOTIFLOW_WEBHOOK_ALLOW_PRIVATE``), as the channel itself checks before each send."""
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        return f"{url!r} is not an http(s) URL with a host"
+    return saved_url_refusal(url)
+
+
+def secret_problem(secret: str) -> str | None:
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"must be at least {MIN_SECRET_CHARS} characters"
+    return None
+
+
+def generate_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+DECLARATION = base.ChannelDeclaration(
+    type=TYPE,
+    label="Webhook",
+    noun="webhook calls",
+    sender=WebhookChannel,
+    target=base.Target("Webhook URL", "https://example.com/hooks/notiflow", check=url_problem),
+    secret=base.Secret("secret", "signing secret", check=secret_problem, generate=generate_secret),
+    settings=(
+        base.Setting(
+            "url",
+            check=url_problem,
+            stored_as="default_target",
+            required="a webhook needs an http(s) URL",
+        ),
+    ),
+)

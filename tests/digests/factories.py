@@ -8,6 +8,7 @@ import factory
 
 from digests import models as d
 from notifications import models as n
+from notifications.channels import email, telegram
 from notifications.secrets import encrypt
 from tests.factories import OrganizationFactory, TeamFactory, UserFactory
 from workspace import models as w
@@ -64,7 +65,7 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
         model = n.Delivery
 
     idempotency_key = factory.Sequence(lambda i: f"test-delivery-{i}")
-    channel = n.Channel.EMAIL
+    channel = email.TYPE
     destination = factory.LazyAttribute(lambda o: o.notification.recipient.email)
     team = factory.LazyAttribute(lambda o: o.notification.team)
     recipient = factory.LazyAttribute(lambda o: o.notification.recipient)
@@ -77,7 +78,7 @@ class ChannelConfigFactory(factory.django.DjangoModelFactory):
         model = n.ChannelConfig
 
     organization = factory.SubFactory(OrganizationFactory)
-    type = n.Channel.TELEGRAM
+    type = telegram.TYPE
     name = factory.Sequence(lambda i: f"Bot {i}")
     secret_encrypted = factory.LazyFunction(lambda: encrypt("123456:test-bot-token"))
 

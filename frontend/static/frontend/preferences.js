@@ -9,7 +9,8 @@ const grid = document.getElementById("channel-grid");
 const $ = (selector) => form.querySelector(selector);
 const CATEGORIES = JSON.parse(document.getElementById("pref-categories").textContent);
 const CHANNEL_LABELS = new Map(JSON.parse(document.getElementById("pref-channels").textContent));
-const PERSONAL_CHANNELS = ["in_app", "email"];
+// Channels a person has without any organization setup: the columns of an empty grid.
+const PERSONAL_CHANNELS = JSON.parse(document.getElementById("pref-personal-channels").textContent);
 
 // --- reading the API's shape --------------------------------------------------------------
 

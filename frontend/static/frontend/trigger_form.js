@@ -10,13 +10,9 @@ const triggerId = form.dataset.id;
 const initial = JSON.parse(document.getElementById("trigger-initial").textContent) ?? {};
 const $ = (selector) => form.querySelector(selector);
 
-const TARGETS = {
-  in_app: null,
-  email: { label: "Email address (optional)", placeholder: "each subscriber's own address" },
-  slack: { label: "Slack channel", placeholder: "#alerts" },
-  webhook: { label: "Webhook URL", placeholder: "https://example.com/hooks/notiflow" },
-  telegram: { label: "Telegram chat", placeholder: "chat id, e.g. -1001234567890" },
-};
+// Each channel type's target field ({label, placeholder}, or null for none), as the
+// channels declare it (frontend/views.py passes notifications.channels.registry's).
+const TARGETS = JSON.parse(document.getElementById("channel-targets").textContent);
 const NO_VALUE = new Set(["is_set", "is_not_set"]);
 const NUMERIC = new Set(["gt", "gte", "lt", "lte"]);
 

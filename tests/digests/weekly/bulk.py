@@ -36,9 +36,9 @@ from email.header import decode_header, make_header
 
 from django.contrib.auth import get_user_model
 
+from notifications.channels import email as email_channel
 from notifications.models import (
     Category,
-    Channel,
     DigestCadence,
     Notification,
     Preference,
@@ -252,7 +252,7 @@ def add_members(orgs: Sequence[ScaleOrg], members: Iterable[int]) -> Expected:
             muted = {own[0]} if m % 5 == 1 else set()
             opted_in = m % 20 not in (7, 13)
             if m % 20 == 7 or m % 20 == 13 or muted or m % 3 == 0:
-                channels = {DIGEST_CATEGORY: {Channel.EMAIL: False}} if m % 20 == 13 else {}
+                channels = {DIGEST_CATEGORY: {email_channel.TYPE: False}} if m % 20 == 13 else {}
                 cadence = DigestCadence.OFF if m % 20 == 7 else DigestCadence.WEEKLY
                 preferences.append(
                     (
