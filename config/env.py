@@ -37,6 +37,16 @@ class Variable:
             f"{self.name}={text!r} must be a whole number from {low} to {high}"
         )
 
+    def seconds(self, *, low: float, high: float) -> float:
+        """The value as a number of seconds in ``[low, high]`` (a decimal point allowed)."""
+        text = self.get()
+        digits = text.replace(".", "", 1)
+        if text.isascii() and digits.isdigit() and low <= float(text) <= high:
+            return float(text)
+        raise ImproperlyConfigured(
+            f"{self.name}={text!r} must be a number from {low:g} to {high:g}"
+        )
+
     def flag(self) -> bool:
         """The value as a switch: 1/true/yes/on or 0/false/no/off, any case."""
         text = self.get().lower()
