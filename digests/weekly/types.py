@@ -50,6 +50,30 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count:,} {one if count == 1 else many}"
 
 
+def _monday(moment: datetime) -> datetime:
+    """00:00 of the Monday that starts ``moment``'s ISO week (in ``moment``'s zone)."""
+    return (moment - timedelta(days=moment.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+
+
+@dataclass(frozen=True)
+class WeeklySchedule:
+    """When the scheduled run may start: from ``weekday`` (0 = Monday) at ``hour`` UTC of
+    each ISO week; beat ticks hourly and the first due tick of the week claims the run."""
+
+    weekday: int = 0
+    hour: int = 9
+
+    def is_due(self, now: datetime) -> bool:
+        moment = now.astimezone(UTC)
+        return moment >= _monday(moment) + timedelta(days=self.weekday, hours=self.hour)
+
+
+SCHEDULE = WeeklySchedule()
+"""When the weekly run starts (``tasks.weekly_digest_tick`` asks it)."""
+
+
 @dataclass(frozen=True)
 class Digest:
     """One week's digest: its Redis key prefix and the window its content comes from.
@@ -66,9 +90,7 @@ class Digest:
     @classmethod
     def for_week(cls, now: datetime) -> Digest:
         moment = now.astimezone(UTC)
-        monday = (moment - timedelta(days=moment.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
+        monday = _monday(moment)
         return cls(
             key=digest_key(moment), period_start=monday - timedelta(days=7), period_end=monday
         )

@@ -16,7 +16,7 @@ import pytest
 from celery import chord, group
 
 from digests.weekly import activities, keys, tasks, workflows
-from digests.weekly.types import Digest
+from digests.weekly.types import Digest, WeeklySchedule
 from tests.digests.weekly.conftest import DIGEST, NOW
 
 pytestmark = [pytest.mark.integration, pytest.mark.sqlite]
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.sqlite]
 
 def test_canvas_has_every_generator_for_every_batch_then_sends(world):
     plan = activities.plan_weekly_digest(now=NOW, batch_size=1)
-    canvas = workflows.build_canvas(plan)
+    canvas = tasks.build_canvas(plan)
 
     generate, send = canvas.tasks
     assert isinstance(generate, chord) and isinstance(send, chord)
@@ -85,7 +85,7 @@ def test_beat_tick_starts_the_week_once_and_only_when_due(world, weekly_redis, s
 
 
 def test_schedule_is_due_from_monday_nine_utc():
-    schedule = workflows.WeeklySchedule(weekday=0, hour=9)
+    schedule = WeeklySchedule(weekday=0, hour=9)
     assert not schedule.is_due(datetime(2025, 3, 3, 8, 59, tzinfo=UTC))
     assert schedule.is_due(datetime(2025, 3, 3, 9, 0, tzinfo=UTC))
     assert schedule.is_due(datetime(2025, 3, 9, 23, 59, tzinfo=UTC))
