@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from api.permissions import CallerTeamField, TeamScopedViewSet, teams_of
 from workspace import models
+from workspace.resources import RESOURCE_PATHS
 
 COMMON_FIELDS = ["id", "team", "name", "created_by", "created_at", "updated_at"]
 OWN_FIELDS = {
@@ -94,11 +95,15 @@ def resource_viewset(model) -> type[TeamScopedViewSet]:
 
 
 ROUTES = {
-    "dashboards": models.Dashboard,
-    "insights": models.Insight,
-    "feature-flags": models.FeatureFlag,
-    "experiments": models.Experiment,
-    "surveys": models.Survey,
-    "cohorts": models.Cohort,
+    RESOURCE_PATHS[model._meta.model_name]: model
+    for model in (
+        models.Dashboard,
+        models.Insight,
+        models.FeatureFlag,
+        models.Experiment,
+        models.Survey,
+        models.Cohort,
+    )
 }
+"""Each resource's route, at the path its links name (``workspace.resources``)."""
 VIEWSETS = {prefix: resource_viewset(model) for prefix, model in ROUTES.items()}

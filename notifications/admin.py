@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 
-from notifications import models
+from notifications import enqueue, models
 from notifications.channels import registry
 from notifications.secrets import encrypt
 
@@ -106,8 +106,6 @@ class DeliveryAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         """Re-queue them from scratch; the tasks are enqueued once the re-queue has
         committed, so a worker never finds the row still failed."""
-        from notifications.tasks import deliver_all
-
         ids = list(
             queryset.filter(
                 status__in=[models.DeliveryStatus.FAILED, models.DeliveryStatus.SKIPPED]
@@ -116,7 +114,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         models.Delivery.objects.filter(id__in=ids).update(
             status=models.DeliveryStatus.QUEUED, next_retry_at=None, attempts=0
         )
-        transaction.on_commit(lambda: deliver_all(ids))
+        transaction.on_commit(lambda: enqueue.deliver_all(ids))
         self.message_user(request, f"Queued {len(ids)} deliveries again.")
 
 

@@ -6,7 +6,7 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from notifications import outbox, schedule
+        from notifications import outbox, schedule, tasks  # noqa: F401  (registers the tasks)
         from notifications.models import Trigger, trigger_changed
         from workspace.models import ActivityLog
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from notifications.events import Event, Source, Subject
 from notifications.models import Outbox, Trigger, TriggerCheck, TriggerKind
-from notifications.outbox import nudge_relay_after_commit, resource_url
+from notifications.outbox import nudge_relay_after_commit
 from notifications.triggers import (
     ThresholdState,
     threshold_measure,
@@ -36,6 +36,7 @@ from notifications.triggers import (
     usable_config,
 )
 from workspace.models import Cohort, Experiment, Insight
+from workspace.resources import resource_url
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from notifications import attention, metrics, rollup, store, stream, tasks
+from notifications import attention, enqueue, metrics, rollup, store, stream
 from notifications.events import Event, InvalidEvent, Source, decode
 from notifications.models import (
     Delivery,
@@ -209,7 +209,7 @@ class EventProcessor:
             to_send = attention.deliveries_due(queued, now=now)
             self._follow(e for e in events if e.source == Source.ACTIVITY)
             if to_send:
-                transaction.on_commit(lambda: tasks.deliver_all(to_send))
+                transaction.on_commit(lambda: enqueue.deliver_all(to_send))
         return result
 
     def _trigger_match(self, event: Event, trigger: CompiledTrigger) -> Match:

@@ -8,32 +8,18 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from notifications import enqueue
 from notifications.events import Actor, Event, Source, Subject
 from notifications.models import Outbox
 from workspace.models import ActivityLog
+from workspace.resources import resource_url
 
 log = logging.getLogger(__name__)
 
 ACTIVITY_EVENT = "activity.{resource_type}.{action}"
-RESOURCE_PATHS = {
-    "dashboard": "dashboards",
-    "insight": "insights",
-    "featureflag": "feature-flags",
-    "experiment": "experiments",
-    "survey": "surveys",
-    "cohort": "cohorts",
-    "subscription": "subscriptions",
-    "eventdefinition": "event-definitions",
-}
-
-
-def resource_url(resource_type: str, resource_id: str) -> str:
-    path = RESOURCE_PATHS.get(resource_type, resource_type)
-    return f"{settings.NOTIFLOW_BASE_URL}/api/{path}/{resource_id}/"
 
 
 def activity_event(entry: ActivityLog) -> Event:
@@ -62,10 +48,8 @@ def activity_event(entry: ActivityLog) -> Event:
 
 def nudge_relay() -> None:
     """Ask a worker to relay now; beat's periodic relay covers a broker that is down."""
-    from notifications.tasks import relay_outbox
-
     try:
-        relay_outbox.apply_async(retry=False)
+        enqueue.task(enqueue.RELAY_OUTBOX).apply_async(retry=False)
     except OperationalError as exc:  # the row is stored; the periodic relay will send it
         log.warning("could not enqueue relay_outbox (%s); the periodic relay will publish", exc)
 

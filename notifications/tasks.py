@@ -1,21 +1,23 @@
-"""Celery tasks. Thin: each calls one service function."""
+"""Celery tasks. Thin: each calls one service function. Services that enqueue one of these
+after their commit do it through :mod:`notifications.enqueue` (by the names declared here),
+so nothing this module imports imports it back."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import datetime
 
 from celery import shared_task
 from django.utils import timezone
 
-from notifications import attention, checks, delivery, rollup, stream
+from notifications import attention, checks, consumers, delivery, rollup, stream
+from notifications.enqueue import DELIVER, RELAY_OUTBOX, deliver_all
 from notifications.models import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=RELAY_OUTBOX, ignore_result=True)
 def relay_outbox() -> int:
     """Publish pending outbox rows; when Kafka is down they wait for the next run."""
     try:
@@ -31,7 +33,7 @@ def run_checks() -> int:
     return checks.run_due_checks()
 
 
-@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=DELIVER, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def deliver(delivery_id: int) -> str | None:
     """Send one delivery. A duplicate of this task finds the row claimed and does nothing;
     a retry is re-enqueued with the countdown the channel or the backoff asked for."""
@@ -57,15 +59,6 @@ def deliver(delivery_id: int) -> str | None:
     return result.status
 
 
-def deliver_all(delivery_ids: Iterable[int]) -> int:
-    """Enqueue ``deliver`` for each id; duplicates are harmless (the claim is atomic)."""
-    count = 0
-    for delivery_id in delivery_ids:
-        deliver.delay(delivery_id)
-        count += 1
-    return count
-
-
 @shared_task(ignore_result=True)
 def flush_rollups() -> int:
     """Close roll-up windows whose time is up and send one summary per destination."""
@@ -89,6 +82,4 @@ def release_held(now: str | None = None) -> int:
 @shared_task(ignore_result=True)
 def prune_claims() -> int:
     """Forget counted events older than the replay horizon (``consumers.REPLAY_HORIZON``)."""
-    from notifications.consumers import prune_claims  # consumers enqueues these tasks
-
-    return prune_claims(now=timezone.now())
+    return consumers.prune_claims(now=timezone.now())

@@ -68,8 +68,8 @@ from digests.weekly.types import (
 from notifications.channels import email
 from notifications.channels.base import Destination, Message, Outcome, Result
 from notifications.models import Category, DigestCadence
-from notifications.outbox import resource_url
 from notifications.unsubscribe import unsubscribe_url
+from workspace.resources import resource_url
 
 log = logging.getLogger(__name__)
 

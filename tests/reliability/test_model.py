@@ -70,7 +70,7 @@ from hypothesis.stateful import (
 from rest_framework.test import APIClient
 
 from digests.history import client_for
-from notifications import rollup, stream, tasks
+from notifications import enqueue, rollup, stream
 from notifications.consumers import BatchPolicy, BatchResult, ConsumerLoop, EventProcessor
 from notifications.events import MAX_PROPERTIES_DEPTH
 from notifications.models import Delivery, DeliveryStatus, Notification, Outbox, Preference
@@ -684,7 +684,7 @@ class Pipeline(RuleBasedStateMachine):
             self.log("flush roll-up windows")
 
     def _flush(self) -> None:
-        tasks.deliver_all(rollup.flush_due(now=self.now()))
+        enqueue.deliver_all(rollup.flush_due(now=self.now()))
         self.model.flush(self.now())
 
     # --- digests -------------------------------------------------------------------------
@@ -1057,6 +1057,6 @@ def test_a_person_who_left_the_team_gets_no_roll_up_summary_of_it(
     drain(expected=1)
 
     Membership.objects.filter(team=team, user=bob).delete()
-    tasks.deliver_all(rollup.flush_due(now=timezone.now() + timedelta(minutes=2)))
+    enqueue.deliver_all(rollup.flush_due(now=timezone.now() + timedelta(minutes=2)))
 
     assert [m.rcpt_tos for m in smtp_server.messages] == []
