@@ -113,7 +113,7 @@ def test_a_webhook_gets_a_secret_shown_exactly_once(client, org):
         ({"type": "slack", "config": {"default_target": "#alerts\n"}}, "config.default_target"),
         ({"type": "slack", "config": {"channel": "#x"}}, "config.channel"),
         ({"type": "telegram", "secret": "nope", "config": {}}, "secret"),
-        ({"type": "sms"}, "type"),
+        ({"type": "carrier_pigeon"}, "type"),
         ({"config": ["not", "an", "object"]}, "config"),
     ],
 )

@@ -83,11 +83,13 @@ def test_a_critical_switch_cannot_be_turned_off(client, user):
 
 
 def test_unknown_categories_and_channels_name_their_path(client):
-    response = put(client, {"channels": {"billing": {"email": False}, "alert": {"sms": True}}})
+    response = put(
+        client, {"channels": {"billing": {"email": False}, "alert": {"carrier_pigeon": True}}}
+    )
     assert response.status_code == 400
     errors = response.json()
     assert "unknown category 'billing'" in errors["channels.billing"][0]
-    assert "unknown channel 'sms'" in errors["channels.alert.sms"][0]
+    assert "unknown channel 'carrier_pigeon'" in errors["channels.alert.carrier_pigeon"][0]
     assert put(client, {"channels": {"digest": {"in_app": False}}}).status_code == 400
 
 

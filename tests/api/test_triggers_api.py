@@ -120,9 +120,9 @@ def with_filter(operator, value):
             "only event and event_count",
         ),
         (
-            {"channels": [{"type": "in_app"}, {"type": "sms"}]},
+            {"channels": [{"type": "in_app"}, {"type": "carrier_pigeon"}]},
             "channels[1].type",
-            "unknown channel type 'sms'",
+            "unknown channel type 'carrier_pigeon'",
         ),
         ({"channels": [{"type": "slack"}]}, "channels[0].target", "#alerts"),
         ({"delivery": {"mode": "rollup"}}, "delivery.window_seconds", "required for rollup"),

@@ -121,7 +121,10 @@ def test_small_helpers():
     assert thousands(1000) == "1,000" and thousands(1234567) == "1,234,567"
     assert unsubscribed_message("alert:email") == "You're unsubscribed from alert emails."
     assert unsubscribed_message("digest:slack") == "You're unsubscribed from digest Slack messages."
-    assert unsubscribed_message("alert") is None and unsubscribed_message("alert:sms") is None
+    assert (
+        unsubscribed_message("alert") is None
+        and unsubscribed_message("alert:carrier_pigeon") is None
+    )
     assert delivery_summary({"mode": "rollup", "window_seconds": 300}) == "Roll-up every 5 min"
     assert delivery_summary({"mode": "digest"}) == "Digest only"
     assert delivery_summary({}) == "Instant"

@@ -106,8 +106,8 @@ def trigger_form(team, owner, **fields):
             "channels: Ensure this field has no more than 10 elements.",
         ),
         (
-            {"channels": [{"type": "sms"}]},
-            "channels[0].type: unknown channel type &#x27;sms&#x27;",
+            {"channels": [{"type": "carrier_pigeon"}]},
+            "channels[0].type: unknown channel type &#x27;carrier_pigeon&#x27;",
         ),
     ],
 )

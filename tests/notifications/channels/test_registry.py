@@ -28,7 +28,7 @@ def test_known_types(name, expected):
     assert channel.type == name
 
 
-@pytest.mark.parametrize("name", ["sms", "in_app", ""])
+@pytest.mark.parametrize("name", ["carrier_pigeon", "in_app", ""])
 def test_unknown_type_is_not_configured(name):
     with pytest.raises(ChannelNotConfigured, match="unknown channel type"):
         get_channel(name)
