@@ -3,7 +3,8 @@ read, seen (the badge), archive, "why am I seeing this", "mute this trigger".
 
 A notification that is not the caller's does not exist for them (404). ``unread_count``
 carries an ``ETag`` built from the count and the newest row, so the page can poll it with
-``If-None-Match`` and get ``304 Not Modified`` until something changes.
+``If-None-Match`` and get ``304 Not Modified`` until something changes; with ``wait`` the
+request is held until then (``notifications.live``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 from datetime import datetime, tzinfo
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from django.utils.http import parse_etags, quote_etag
 from drf_spectacular.utils import (
@@ -25,11 +27,12 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
 from api.pagination import KeysetPagination
 from api.permissions import teams_of
-from notifications import services
+from notifications import live, services
 from notifications.models import Category, Notification
 
 
@@ -222,37 +225,6 @@ class NotificationViewSet(FlatErrorsMixin, mixins.ListModelMixin, viewsets.Gener
         zone = timezone.get_current_timezone()
         return self.get_paginated_response([_listed(row, zone) for row in page or ()])
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "If-None-Match",
-                str,
-                OpenApiParameter.HEADER,
-                description="The ETag of the last answer; 304 while it still holds.",
-            ),
-            OpenApiParameter(
-                "ETag",
-                str,
-                OpenApiParameter.HEADER,
-                response=[200, 304],
-                description="Changes when the count or the newest notification changes.",
-            ),
-        ],
-        responses={
-            200: UNREAD,
-            304: OpenApiResponse(description="Unchanged since the ETag sent."),
-        },
-    )
-    @action(detail=False, methods=["get"])
-    def unread_count(self, request):
-        state = services.notification_unread_state(user=request.user)
-        etag = unread_etag(state, request.user.pk)
-        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-        sent = parse_etags(request.headers.get("If-None-Match", ""))
-        if etag in sent or "*" in sent or f"W/{etag}" in sent:
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response({"unread": state.unread}, headers=headers)
-
     def _done(self, found: bool) -> Response:
         if not found:
             raise NotFound()
@@ -359,3 +331,75 @@ class NotificationViewSet(FlatErrorsMixin, mixins.ListModelMixin, viewsets.Gener
         if trigger is None:
             raise NotFound()
         return Response({"trigger": trigger.pk, "muted": True})
+
+
+class UnreadCountView(APIView):
+    """``GET /api/notifications/unread_count/``: the badge's count, with an ETag; with
+    ``wait`` and a current ETag, held open until the count or the newest row changes (or
+    ``wait`` seconds pass), so a page hears of a notification as it is stored.
+
+    Outside ATOMIC_REQUESTS (see ``urls``): a request that waits must not hold a
+    transaction — on SQLite every transaction takes the write lock."""
+
+    @extend_schema(
+        operation_id="notifications_unread_count_retrieve",
+        tags=["notifications"],
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                int,
+                description="With a current If-None-Match: wait up to this many seconds "
+                f"(0 to {live.MAX_WAIT_SECONDS}) for a change before answering 304. "
+                "0 (the default) answers at once.",
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The ETag of the last answer; 304 while it still holds.",
+            ),
+            OpenApiParameter(
+                "ETag",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200, 304],
+                description="Changes when the count or the newest notification changes.",
+            ),
+        ],
+        responses={
+            200: UNREAD,
+            304: OpenApiResponse(description="Unchanged since the ETag sent."),
+            400: FIELD_ERRORS,
+        },
+    )
+    def initial(self, request, *args, **kwargs):
+        with transaction.atomic():  # authentication's queries, as ATOMIC_REQUESTS would run them
+            super().initial(request, *args, **kwargs)
+
+    def get(self, request):
+        text = request.query_params.get("wait", "") or "0"
+        if not (text.isascii() and text.isdigit() and int(text) <= live.MAX_WAIT_SECONDS):
+            raise ValidationError(
+                {"wait": [f"must be a whole number of seconds from 0 to {live.MAX_WAIT_SECONDS}"]}
+            )
+        wait = int(text)
+        user = request.user
+        sent = parse_etags(request.headers.get("If-None-Match", ""))
+
+        def holds(state: services.UnreadState) -> bool:
+            tag = unread_etag(state, user.pk)
+            return tag in sent or "*" in sent or f"W/{tag}" in sent
+
+        state = services.notification_unread_state(user=user)
+
+        def changed() -> bool:
+            nonlocal state
+            state = services.notification_unread_state(user=user)
+            return not holds(state)
+
+        if wait and unread_etag(state, user.pk) in sent:  # a client that has this answer
+            live.wait_for_change(user.pk, seconds=wait, changed=changed)
+        headers = {"ETag": unread_etag(state, user.pk), "Cache-Control": "private, no-cache"}
+        if holds(state):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response({"unread": state.unread}, headers=headers)

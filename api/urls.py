@@ -1,3 +1,4 @@
+from django.db import transaction
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
@@ -8,7 +9,7 @@ from api.channels import ChannelConfigViewSet
 from api.deliveries import DeliveryViewSet
 from api.digests import urlpatterns as digest_urls
 from api.ingest import IngestView
-from api.notifications import NotificationViewSet
+from api.notifications import NotificationViewSet, UnreadCountView
 from api.preferences import DoNotDisturbView, PreferencesView
 from api.resources import VIEWSETS
 from api.triggers import TriggerViewSet
@@ -23,6 +24,12 @@ router.register("deliveries", DeliveryViewSet, basename="deliveries")
 router.register("announcements", AnnouncementViewSet, basename="announcements")
 
 urlpatterns = [
+    # Before the router's notifications/<pk>/ routes; waits outside ATOMIC_REQUESTS.
+    path(
+        "notifications/unread_count/",
+        transaction.non_atomic_requests(UnreadCountView.as_view()),
+        name="notifications-unread-count",
+    ),
     path("health/", views.HealthView.as_view(), name="health"),
     path("me/", views.MeView.as_view(), name="me"),
     path("teams/", views.TeamsView.as_view(), name="teams"),

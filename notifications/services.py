@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Func, IntegerField, Min, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from notifications import store
+from notifications import live, store
 from notifications.attention import attention_changed
 from notifications.channels import in_app, registry
 from notifications.models import (
@@ -73,9 +73,10 @@ def notification_unread_count(*, user) -> int:
 
 def notification_snooze(*, user, notification_id: int, until: datetime | None) -> bool:
     """Hide one notification until ``until`` (None wakes it); False if it is not theirs."""
-    return bool(
-        notification_inbox(user=user).filter(pk=notification_id).update(snoozed_until=until)
-    )
+    if not notification_inbox(user=user).filter(pk=notification_id).update(snoozed_until=until):
+        return False
+    live.inbox_changed([user.pk])
+    return True
 
 
 def notification_mark_read(*, user, notification_id: int, now: datetime | None = None) -> bool:
@@ -83,16 +84,20 @@ def notification_mark_read(*, user, notification_id: int, now: datetime | None =
     inbox = notification_inbox(user=user).filter(pk=notification_id)
     if not inbox.exists():
         return False
-    inbox.filter(read_at__isnull=True).update(read_at=now or timezone.now())
+    if inbox.filter(read_at__isnull=True).update(read_at=now or timezone.now()):
+        live.inbox_changed([user.pk])
     return True
 
 
 def notification_mark_all_read(*, user, now: datetime | None = None) -> int:
-    return (
+    marked = (
         notification_inbox(user=user)
         .filter(read_at__isnull=True)
         .update(read_at=now or timezone.now())
     )
+    if marked:
+        live.inbox_changed([user.pk])
+    return marked
 
 
 # --- the inbox: seen (the badge), archive ---------------------------------------------
@@ -159,7 +164,10 @@ def notification_mark_all_seen(*, user, now: datetime | None = None) -> int:
 
 def notification_archive(*, user, notification_id: int, now: datetime | None = None) -> bool:
     """Move one notification out of the list (``?archived=true`` still shows it)."""
-    return _stamp_one(user=user, notification_id=notification_id, field="archived_at", now=now)
+    if not _stamp_one(user=user, notification_id=notification_id, field="archived_at", now=now):
+        return False
+    live.inbox_changed([user.pk])
+    return True
 
 
 # --- "why am I seeing this" and "mute this trigger" -------------------------------------

@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from notifications import live
 from notifications.models import Notification
 from notifications.planning import Draft
 
@@ -79,6 +80,12 @@ def write(drafts: Sequence[Draft]) -> dict[str, int]:
         )
         for d in drafts
     ]
+    inserted = _insert(rows)
+    live.inbox_changed(d.recipient_id for d in drafts if d.dedup_key in inserted)
+    return inserted
+
+
+def _insert(rows: list[tuple]) -> dict[str, int]:
     table = connection.ops.quote_name(Notification._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
     conflict = "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id"
@@ -118,3 +125,5 @@ def grow(draft: Draft) -> None:
     )
     if not updated:
         write([draft])
+    else:
+        live.inbox_changed([draft.recipient_id])

@@ -1,12 +1,15 @@
-// The header bell: keeps data-unread-count current by polling unread_count with
-// If-None-Match (a 304 costs the server nothing to render), and announces changes politely.
+// The header bell: keeps data-unread-count current and announces changes politely. It
+// long-polls unread_count (?wait=25 with If-None-Match): the server holds the request until
+// the count or the newest notification changes, so a new one shows within a second, and
+// answers 304 after 25 s of nothing. After a failed call it waits RETRY_MS before asking again.
 import { api } from "./api.js";
 
 const bell = document.querySelector(".bell[data-unread-count]");
 const status = document.getElementById("unread-status");
-const POLL_MS = Number(window.notiflowPollMs) || 10000;
+const RETRY_MS = Number(window.notiflowPollMs) || 10000;
+const WAIT_S = 25;
 let etag = null;
-let timer = null;
+let listening = false;
 
 export function unreadCount() {
   return bell ? Number(bell.dataset.unreadCount) : 0;
@@ -23,26 +26,36 @@ export function setUnread(count) {
   document.dispatchEvent(new CustomEvent("notiflow:unread", { detail: { count, previous } }));
 }
 
-/** Ask the server for the count now; `force` skips the ETag (after our own writes). */
-export async function refreshUnread({ force = false } = {}) {
+/** Ask the server for the count; `force` skips the ETag (after our own writes), `wait`
+ * holds the request until it changes. False when the call failed. */
+export async function refreshUnread({ force = false, wait = 0 } = {}) {
   const headers = etag && !force ? { "If-None-Match": etag } : {};
-  const response = await api("GET", "/api/notifications/unread_count/", { headers });
-  if (response.status === 304 || !response.ok || typeof response.data?.unread !== "number") return;
+  const url = wait && etag && !force ? `/api/notifications/unread_count/?wait=${wait}` : "/api/notifications/unread_count/";
+  const response = await api("GET", url, { headers });
+  if (response.status === 304) return true;
+  if (!response.ok || typeof response.data?.unread !== "number") return false;
   etag = response.headers.get("ETag");
   setUnread(response.data.unread);
+  return true;
 }
 
-function schedule() {
-  clearTimeout(timer);
-  timer = setTimeout(async () => {
-    if (!document.hidden) await refreshUnread();
-    schedule();
-  }, POLL_MS);
+async function listen() {
+  if (listening) return;
+  listening = true;
+  try {
+    while (!document.hidden) {
+      if (!(await refreshUnread({ wait: WAIT_S }))) {
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  } finally {
+    listening = false;
+  }
 }
 
 if (bell) {
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden) refreshUnread().then(schedule);
+    if (!document.hidden) listen();
   });
-  schedule();
+  listen();
 }
