@@ -412,8 +412,9 @@ def consume_end_to_end(
     limit: int | None = None,
 ) -> Outcome:
     from notifications import stream
-    from notifications.consumers import BatchPolicy, ConsumerLoop, EventProcessor
+    from notifications.consumers import BatchPolicy, ConsumerLoop
     from notifications.models import Notification, Trigger
+    from notifications.processing import EventProcessor
 
     reset_store()
     triggers = create_triggers(world, scenario)

@@ -1,6 +1,11 @@
-"""The consumer loop: poll a batch → decode (poison → DLQ) → evaluate triggers → plan →
-store in one transaction → commit offsets. Offsets are committed only after the database
-commit, and every write is idempotent, so a crash or rebalance replays without doubling.
+"""The consumer loop, Kafka side: poll a batch → decode (poison → DLQ) → hand the events to
+a :class:`Processor` (``processing.EventProcessor``: evaluate, plan, store in one
+transaction) → commit offsets. Offsets are committed only after the database commit, and
+every write is idempotent, so a crash or rebalance replays without doubling.
+
+The loop asks nothing of Kafka but the small :class:`Consumer` and :class:`Producer`
+protocols below: kafka-python's ``KafkaConsumer`` and ``KafkaProducer`` (``stream``) in
+production, an in-memory broker in the loop's unit tests.
 """
 
 from __future__ import annotations
@@ -8,67 +13,81 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import (
-    InterfaceError,
-    OperationalError,
-    ProgrammingError,
-    close_old_connections,
-    connection,
-    transaction,
-)
-from django.utils import timezone
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from django.db import InterfaceError, OperationalError, ProgrammingError, close_old_connections
+from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from notifications import attention, enqueue, metrics, rollup, store, stream
-from notifications.events import Event, InvalidEvent, Source, decode
-from notifications.models import (
-    Delivery,
-    DeliveryStatus,
-    Follow,
-    Preference,
-    Trigger,
-    TriggerMatch,
-    TriggerState,
-    trigger_revision,
-)
-from notifications.planning import (
-    ACTIVITY_REASON,
-    Audience,
-    DeliveryDraft,
-    Match,
-    RollupHit,
-    plan,
-    subscriber_reason,
-)
+from notifications import metrics, stream
+from notifications.events import Event, InvalidEvent, decode
+from notifications.processing import BatchResult
 from notifications.stream import TopicName
-from notifications.triggers import (
-    CompiledTrigger,
-    Kind,
-    TriggerIndex,
-    compile_trigger,
-)
-from workspace.models import Membership
 
 log = logging.getLogger(__name__)
 
-FOLLOW_DECAY = timedelta(days=90)
-REPLAY_HORIZON = timedelta(days=15)
-"""How long a claim (``TriggerMatch``) is kept after it was made: longer than Kafka can
-hand an event back. The events topic keeps the broker's defaults, ``retention.ms`` and
-``segment.ms`` of 7 days each, and a segment is deleted only once its newest record is
-past retention, so a record can be read for up to 14 days after it was written."""
-Clock = Callable[[], datetime]
+
+class Record(Protocol):
+    """One record as a poll returns it (kafka-python's ``ConsumerRecord``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
+
+
+class Consumer(Protocol):
+    """What the loop needs of a consumer in a group, with manual commits.
+
+    ``poll`` returns the records after each assigned partition's position and moves the
+    position past them; ``seek`` moves it back. ``commit`` stores every assigned
+    partition's position as the group's offset, or raises ``CommitFailedError`` when the
+    group has rebalanced since. ``subscribe`` joins the group; ``listener`` hears of each
+    partition revoked or assigned."""
+
+    def subscribe(self, *, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
+    def poll(
+        self, *, timeout_ms: int, max_records: int
+    ) -> Mapping[TopicPartition, Sequence[Record]]: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    def end_offsets(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]: ...
+    def position(self, partition: TopicPartition) -> int: ...
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+    def commit(self) -> None: ...
+
+
+class Sent(Protocol):
+    """A send in flight: ``get`` waits for the broker's acknowledgement or raises."""
+
+    def get(self, timeout: float) -> object: ...
+
+
+class Producer(Protocol):
+    """What the loop needs of a producer: send to the dead-letter topic."""
+
+    def send(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Sent: ...
+
+
+class Processor(Protocol):
+    """The database side (``processing.EventProcessor``). ``process`` handles a batch in one
+    transaction, committed when it returns; it raises to have the batch retried. ``expire``
+    is called after a failure: the retry must not trust what was cached."""
+
+    def process(self, events: Sequence[Event], *, revision: int = 0) -> BatchResult: ...
+    def expire(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -83,440 +102,6 @@ class BatchPolicy:
 
 
 DEFAULT_BATCH = BatchPolicy()
-
-
-@dataclass
-class BatchResult:
-    events: int = 0
-    dead_lettered: int = 0
-    matches: int = 0
-    stored: int = 0
-
-
-@dataclass
-class TriggerCache:
-    """Compiled triggers and their subscribers, as of one trigger revision.
-
-    Ordering with events comes from the revision (``models.TriggerRevision``): every event
-    is published stamped with the revision committed at that moment, and
-    :meth:`refresh` reloads before a batch holding an event stamped newer than the cache.
-    An event ingested after the API answered a trigger change is therefore evaluated
-    against that change. Events without a stamp (older producers) fall back to asking for
-    the revision at most every ``settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS``; :meth:`expire`
-    makes the next batch ask at once.
-    """
-
-    revision: int | None = None
-    index: TriggerIndex = field(default_factory=lambda: TriggerIndex(()))
-    subscribers: dict[int, frozenset[int]] = field(default_factory=dict)
-    checked_at: datetime | None = None
-
-    def expire(self) -> None:
-        self.checked_at = None
-
-    def refresh(self, now: datetime, *, at_least: int = 0) -> None:
-        """Make the cache at least as new as revision ``at_least`` (and, every interval,
-        as new as the database). The revision is read before the triggers, so a change
-        committing in between is loaded and the next batch merely reloads once more."""
-        interval = timedelta(seconds=settings.NOTIFLOW_TRIGGER_REFRESH_SECONDS)
-        fresh = self.checked_at is not None and timedelta(0) <= now - self.checked_at < interval
-        if fresh and self.revision is not None and at_least <= self.revision:
-            return
-        revision = trigger_revision()
-        if revision != self.revision:
-            self._load()
-            self.revision = revision
-        self.checked_at = now
-
-    def _load(self) -> None:
-        rows = list(
-            Trigger.objects.filter(enabled=True).values(
-                "id",
-                "team_id",
-                "kind",
-                "name",
-                "config",
-                "channels",
-                "delivery",
-                "snoozed_until",
-                "owner_id",
-            )
-        )
-        subscribers: dict[int, set[int]] = defaultdict(set)
-        through = Trigger.subscribers.through.objects.filter(trigger__enabled=True)
-        for trigger_id, user_id in through.values_list("trigger_id", "user_id"):
-            subscribers[trigger_id].add(user_id)
-        self.subscribers = {
-            r["id"]: frozenset(subscribers.get(r["id"]) or {r["owner_id"]}) for r in rows
-        }
-        self.index = TriggerIndex(
-            compile_trigger(
-                id=r["id"],
-                team_id=r["team_id"],
-                kind=r["kind"],
-                name=r["name"],
-                config=r["config"],
-                snoozed_until=r["snoozed_until"],
-                channels=r["channels"],
-                delivery=r["delivery"],
-            )
-            for r in rows
-        )
-
-
-class EventProcessor:
-    """The database side of the consumer: events in, notifications stored. No Kafka."""
-
-    def __init__(self, clock: Clock = timezone.now) -> None:
-        self.clock = clock
-        self.triggers = TriggerCache()
-
-    def process(self, events: Sequence[Event], *, revision: int = 0) -> BatchResult:
-        """Evaluate, store and plan one batch in one transaction. ``revision`` is the
-        newest trigger revision the batch's events were published under (``TriggerCache``)."""
-        result = BatchResult(events=len(events))
-        if not events:
-            return result
-        events = _once_each(events)
-        with transaction.atomic():
-            now = self.clock()
-            self.triggers.refresh(now, at_least=revision)
-            matches: list[Match] = []
-            counted: dict[CompiledTrigger, list[Event]] = defaultdict(list)
-            followers = self._followers([e for e in events if e.source == Source.ACTIVITY])
-            for event in events:
-                for trigger in self.triggers.index.match(
-                    team_id=event.team_id,
-                    event_name=event.name,
-                    properties=event.properties,
-                    now=now,
-                ):
-                    if trigger.kind == Kind.EVENT_COUNT:
-                        counted[trigger].append(event)
-                    else:
-                        matches.append(self._trigger_match(event, trigger))
-                if event.source == Source.ACTIVITY and event.properties.get("action") != "created":
-                    matches.append(self._activity_match(event, followers))
-                elif event.source == Source.CHECK:
-                    matches.extend(self._check_match(event))
-            matches.extend(self._fired_counts(counted, now))
-            result.matches = len(matches)
-            planned = plan(matches, self._audience(matches))
-            stored = store.write(planned.notifications)
-            result.stored = len(stored)
-            queued = queue_deliveries(planned.deliveries, stored)
-            queued += rollup.record_hits(self._new_hits(planned.rollup_hits), now=now)
-            to_send = attention.deliveries_due(queued, now=now)
-            self._follow(e for e in events if e.source == Source.ACTIVITY)
-            if to_send:
-                transaction.on_commit(lambda: enqueue.deliver_all(to_send))
-        return result
-
-    def _trigger_match(self, event: Event, trigger: CompiledTrigger) -> Match:
-        return Match(
-            event=event,
-            trigger=trigger,
-            candidates=self.triggers.subscribers.get(trigger.id, frozenset()),
-            reason=subscriber_reason(trigger.name),
-        )
-
-    def _activity_match(
-        self, event: Event, followers: Mapping[tuple[int, str, str], list[tuple[int, datetime]]]
-    ) -> Match:
-        """Built-in activity: the resource's owner and the people who worked on it before
-        this event (within ``FOLLOW_DECAY``) hear about it. Creation is left to activity
-        triggers: the owner is the one who created it."""
-        subject = event.subject
-        candidates: set[int] = set()
-        owner_id = event.properties.get("owner_id")
-        if isinstance(owner_id, int):
-            candidates.add(owner_id)
-        if subject is not None:
-            since = event.occurred_at - FOLLOW_DECAY
-            candidates.update(
-                user_id
-                for user_id, when in followers.get((event.team_id, subject.type, subject.id), ())
-                if since <= when < event.occurred_at
-            )
-        return Match(
-            event=event,
-            trigger=None,
-            candidates=frozenset(candidates),
-            reason=ACTIVITY_REASON,
-        )
-
-    @staticmethod
-    def _followers(
-        activity: Sequence[Event],
-    ) -> dict[tuple[int, str, str], list[tuple[int, datetime]]]:
-        """Who took part in each resource of the batch and when: the stored follows, read
-        before this batch records its own, and every actor in the batch at their event's
-        time. An edit is news to those who worked on the resource *before* it, so two edits
-        in one batch tell the first editor of the second, and a replay, which finds later
-        follows already stored, tells nobody of an edit made before they took part."""
-        subjects = {
-            (e.team_id, e.subject.type, e.subject.id) for e in activity if e.subject is not None
-        }
-        if not subjects:
-            return {}
-        by_subject: dict[tuple[int, str, str], list[tuple[int, datetime]]] = defaultdict(list)
-        earliest = min(e.occurred_at for e in activity) - FOLLOW_DECAY
-        stored = Follow.objects.filter(
-            team_id__in={team for team, _, _ in subjects},
-            resource_type__in={rtype for _, rtype, _ in subjects},
-            resource_id__in={rid for _, _, rid in subjects},
-            last_participated_at__gte=earliest,
-        ).values_list("team_id", "resource_type", "resource_id", "user_id", "last_participated_at")
-        for team, rtype, rid, user_id, when in stored:
-            if (team, rtype, rid) in subjects:
-                by_subject[(team, rtype, rid)].append((user_id, when))
-        for e in activity:
-            if e.subject is not None and e.actor is not None and e.actor.id is not None:
-                key = (e.team_id, e.subject.type, e.subject.id)
-                by_subject[key].append((e.actor.id, e.occurred_at))
-        return by_subject
-
-    def _check_match(self, event: Event) -> list[Match]:
-        """A scheduled check fired: its trigger's subscribers hear about it. The id is the
-        check's own integer; anything else (a list, text, a float, ``true``) names no
-        trigger, since check events may come from any producer of the topic."""
-        trigger_id = event.properties.get("trigger_id")
-        if not isinstance(trigger_id, int) or isinstance(trigger_id, bool):
-            return []
-        trigger = self.triggers.index.by_id.get(trigger_id)
-        if trigger is None or trigger.team_id != event.team_id:
-            return []
-        return [self._trigger_match(event, trigger)]
-
-    def _fired_counts(
-        self, counted: dict[CompiledTrigger, list[Event]], now: datetime
-    ) -> Iterable[Match]:
-        """Record event_count matches (unique per trigger × event) and fire each trigger
-        once per window when the count in the window reaches its threshold.
-
-        An event counts at its own time, or at ``now`` when the client stamped it later than
-        that: one event from a clock set to tomorrow does not hold the trigger's next firing
-        until tomorrow. Claims are kept for the replay horizon, not the window
-        (:func:`prune_claims`), so every event Kafka can replay is known as claimed.
-
-        Only events claimed by this call are judged. An event claimed before was counted,
-        and fired or not, in the transaction that claimed it, at the time stored then; a
-        replay judging it again at a later ``now`` would count a future-stamped event at a
-        new time, in a window it was never in, and could fire the trigger a second time."""
-        if not counted:
-            return []
-        at = {
-            trigger: {e.id: min(e.occurred_at, now) for e in events}
-            for trigger, events in counted.items()
-        }
-        new = {trigger: claim_new_events(trigger.id, when) for trigger, when in at.items()}
-        fired = []
-        for trigger, events in counted.items():
-            fresh = [e for e in events if e.id in new[trigger]]
-            if not fresh:
-                continue
-            when = at[trigger]
-            window = timedelta(minutes=trigger.window_minutes)
-            state, _ = TriggerState.objects.select_for_update().get_or_create(trigger_id=trigger.id)
-            for event in sorted(fresh, key=lambda e: when[e.id]):
-                moment = when[event.id]
-                if state.last_fired_at and moment - state.last_fired_at < window:
-                    continue
-                seen = TriggerMatch.objects.filter(
-                    trigger_id=trigger.id,
-                    occurred_at__gt=moment - window,
-                    occurred_at__lte=moment,
-                ).count()
-                if seen >= trigger.count:
-                    state.last_fired_at = moment
-                    fired.append(self._trigger_match(event, trigger))
-            state.save(update_fields=["last_fired_at"])
-        return fired
-
-    def _new_hits(self, hits: list[RollupHit]) -> list[RollupHit]:
-        """Only events this trigger has not counted before: a replayed batch adds nothing.
-
-        An ``event_count`` trigger's hit is the firing itself, already made once per window
-        by :meth:`_fired_counts` (which claimed its events): claiming it again would find
-        the claim and drop the only hit its roll-up gets."""
-        by_trigger: dict[int, dict[uuid.UUID, datetime]] = defaultdict(dict)
-        for hit in hits:
-            if hit.trigger.kind != Kind.EVENT_COUNT:
-                by_trigger[hit.trigger.id][hit.event.id] = hit.event.occurred_at
-        new = {
-            (trigger_id, event_id)
-            for trigger_id, events in by_trigger.items()
-            for event_id in claim_new_events(trigger_id, events)
-        }
-        return [
-            h
-            for h in hits
-            if h.trigger.kind == Kind.EVENT_COUNT or (h.trigger.id, h.event.id) in new
-        ]
-
-    def _audience(self, matches: list[Match]) -> Audience:
-        """Members, mutes and switched-off channels of the people the matches may reach;
-        their email addresses only when a matched trigger emails each recipient."""
-        user_ids = {u for m in matches for u in m.candidates}
-        if not user_ids:
-            return Audience(members={}, muted={}, off={})
-        members: dict[int, set[int]] = defaultdict(set)
-        off: dict[int, frozenset[tuple[str, str]]] = {}
-        preference = "user__notification_preference"
-        for team_id, user_id, has_preference, channels in Membership.objects.filter(
-            team_id__in={m.event.team_id for m in matches}, user_id__in=user_ids
-        ).values_list("team_id", "user_id", f"{preference}__id", f"{preference}__channels"):
-            members[team_id].add(user_id)
-            if has_preference is not None:
-                off[user_id] = frozenset(
-                    (category, channel)
-                    for category, by_channel in channels.items()
-                    for channel, on in by_channel.items()
-                    if not on
-                )
-        user_ids = {u for team in members.values() for u in team}
-        muted: dict[int, set[int]] = defaultdict(set)
-        if off:
-            for team_id, user_id in Preference.muted_teams.through.objects.filter(
-                preference__user_id__in=list(off)
-            ).values_list("team_id", "preference__user_id"):
-                muted[team_id].add(user_id)
-        emails: dict[int, str] = {}
-        if any(
-            spec.type == "email" and spec.per_recipient
-            for m in matches
-            if m.trigger is not None
-            for spec in m.trigger.channels
-        ):
-            emails = dict(
-                get_user_model()
-                .objects.filter(pk__in=user_ids)
-                .exclude(email="")
-                .values_list("pk", "email")
-            )
-        return Audience(
-            members={k: frozenset(v) for k, v in members.items()},
-            muted={k: frozenset(v) for k, v in muted.items()},
-            off=off,
-            emails=emails,
-        )
-
-    def _follow(self, activity: Iterable[Event]) -> None:
-        """The actor of an activity now follows the resource (upsert, newest time wins)."""
-        latest: dict[tuple[int, str, str], tuple[int, datetime]] = {}
-        for event in activity:
-            if event.actor is None or event.actor.id is None or event.subject is None:
-                continue
-            key = (event.actor.id, event.subject.type, event.subject.id)
-            if key not in latest or latest[key][1] < event.occurred_at:
-                latest[key] = (event.team_id, event.occurred_at)
-        if latest:
-            Follow.objects.bulk_create(
-                [
-                    Follow(
-                        user_id=user_id,
-                        resource_type=rtype,
-                        resource_id=rid,
-                        team_id=team_id,
-                        last_participated_at=when,
-                    )
-                    for (user_id, rtype, rid), (team_id, when) in latest.items()
-                ],
-                update_conflicts=True,
-                unique_fields=["user", "resource_type", "resource_id"],
-                update_fields=["last_participated_at"],
-            )
-
-
-def _once_each(events: Sequence[Event]) -> list[Event]:
-    """The batch with each event once, at its first position: a client that resent a batch
-    before the consumer read the first copy sent one event, not two. Ids are the client's,
-    so they are unique within a team, not across teams."""
-    seen: dict[tuple[int, uuid.UUID], Event] = {}
-    for event in events:
-        seen.setdefault((event.team_id, event.id), event)
-    return list(seen.values())
-
-
-def claim_new_events(trigger_id: int, events: Mapping[uuid.UUID, datetime]) -> set[uuid.UUID]:
-    """Record that ``trigger_id`` counted these events (event id → the time it counts at);
-    return the ids not recorded before.
-
-    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` answers in one statement which rows were
-    new, on PostgreSQL and SQLite alike, so counting is idempotent under replay. Values go
-    through the model fields' own conversion, so SQLite stores times as the ORM compares them.
-    """
-    if not events:
-        return set()
-    id_field = TriggerMatch._meta.get_field("event_id")
-    at_field = TriggerMatch._meta.get_field("occurred_at")
-    claimed_at = at_field.get_db_prep_value(timezone.now(), connection)
-    table = TriggerMatch._meta.db_table
-    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(events))
-    params: list[Any] = []
-    for event_id, occurred_at in events.items():
-        params += [
-            trigger_id,
-            id_field.get_db_prep_value(event_id, connection),
-            at_field.get_db_prep_value(occurred_at, connection),
-            claimed_at,
-        ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (trigger_id, event_id, occurred_at, claimed_at) "
-            f"VALUES {placeholders} "
-            "ON CONFLICT (trigger_id, event_id) DO NOTHING RETURNING event_id",
-            params,
-        )
-        return {uuid.UUID(str(value)) for (value,) in cursor.fetchall()}
-
-
-def prune_claims(*, now: datetime, horizon: timedelta = REPLAY_HORIZON, chunk: int = 10_000) -> int:
-    """Delete claims made more than ``horizon`` before ``now``; return how many went.
-
-    Counting reads only the window it needs, so old claims serve replays alone, and no
-    replay reaches past the horizon. Deleted in chunks by id, so no statement holds many
-    row locks against the consumer's inserts."""
-    deleted = 0
-    old = TriggerMatch.objects.filter(claimed_at__lt=now - horizon)
-    while ids := list(old.values_list("pk", flat=True)[:chunk]):
-        deleted += TriggerMatch.objects.filter(pk__in=ids).delete()[0]
-    return deleted
-
-
-def queue_deliveries(
-    drafts: Sequence[DeliveryDraft], notification_ids: Mapping[str, int]
-) -> list[int]:
-    """Insert deliveries by idempotency key; return ids of those still waiting to be sent
-    (a replayed batch re-enqueues them, and the task's claim makes that harmless).
-
-    ``notification_ids`` is what :func:`store.write` inserted: a delivery links to the in-app row
-    made for the same recipient in the same batch. A replay inserts neither again."""
-    if not drafts:
-        return []
-    Delivery.objects.bulk_create(
-        [
-            Delivery(
-                idempotency_key=d.idempotency_key,
-                channel=d.channel,
-                destination=d.destination,
-                team_id=d.team_id,
-                recipient_id=d.recipient_id,
-                trigger_id=d.trigger_id,
-                notification_id=notification_ids.get(d.dedup_key),
-                message=dict(d.message),
-            )
-            for d in drafts
-        ],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
-    return list(
-        Delivery.objects.filter(
-            idempotency_key__in=[d.idempotency_key for d in drafts],
-            status=DeliveryStatus.QUEUED,
-        ).values_list("id", flat=True)
-    )
 
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -582,7 +167,7 @@ class Strikes(ConsumerRebalanceListener):
         """Nothing to restore: a partition assigned again starts with no strikes."""
 
 
-def record_revision(records: Iterable[Any]) -> int:
+def record_revision(records: Iterable[Record]) -> int:
     """The newest trigger revision the records were published under (0 without a stamp)."""
     newest = 0
     for record in records:
@@ -615,9 +200,9 @@ class ConsumerLoop:
 
     def __init__(
         self,
-        consumer: KafkaConsumer,
-        producer: KafkaProducer,
-        processor: EventProcessor,
+        consumer: Consumer,
+        producer: Producer,
+        processor: Processor,
         policy: BatchPolicy = DEFAULT_BATCH,
     ) -> None:
         self.consumer = consumer
@@ -666,9 +251,9 @@ class ConsumerLoop:
         ends = self.consumer.end_offsets(list(assigned))
         return all(self.consumer.position(tp) >= ends[tp] for tp in assigned)
 
-    def handle(self, records: list[Any]) -> BatchResult:
+    def handle(self, records: Sequence[Record]) -> BatchResult:
         valid: list[Event] = []
-        dead: list[tuple[Any, str]] = []
+        dead: list[tuple[Record, str]] = []
         for record in records:
             try:
                 valid.append(decode(record.value))
@@ -688,7 +273,7 @@ class ConsumerLoop:
         )
         return result
 
-    def isolate(self, records: list[Any]) -> BatchResult:
+    def isolate(self, records: Sequence[Record]) -> BatchResult:
         """Process the records of poisoned partitions one event per transaction; dead-letter
         each event whose processing still raises a non-transient error, then commit past them
         (the poll's other partitions were rewound, so the commit leaves them where they were).
@@ -699,7 +284,7 @@ class ConsumerLoop:
         while a waiting partition would stall every other team whose events share it.
         """
         total = BatchResult()
-        dead: list[tuple[Any, str]] = []
+        dead: list[tuple[Record, str]] = []
         for record in records:
             try:
                 event = decode(record.value)
@@ -726,7 +311,7 @@ class ConsumerLoop:
         return total
 
     def _failed(
-        self, records: list[Any], offsets: frozenset[tuple[str, int, int]], exc: Exception
+        self, records: Sequence[Record], offsets: frozenset[tuple[str, int, int]], exc: Exception
     ) -> None:
         if is_transient(exc):
             attempt = "transient, retried until it passes"
@@ -740,7 +325,7 @@ class ConsumerLoop:
             self.policy.retry_backoff_seconds,
         )
         self._rewind(records)
-        self.processor.triggers.expire()
+        self.processor.expire()
         close_old_connections()
 
     def _commit(self) -> None:
@@ -749,14 +334,14 @@ class ConsumerLoop:
         except CommitFailedError:
             log.warning("offset commit failed after a rebalance; the new owner will replay")
 
-    def _dead_letter_all(self, dead: list[tuple[Any, str]]) -> int:
+    def _dead_letter_all(self, dead: list[tuple[Record, str]]) -> int:
         """Send each record to the dead-letter topic and wait for every acknowledgement."""
         futures = [self._dead_letter(record, reason) for record, reason in dead]
         for future in futures:
             future.get(timeout=10)
         return len(futures)
 
-    def _dead_letter(self, record: Any, reason: str):
+    def _dead_letter(self, record: Record, reason: str) -> Sent:
         log.warning(
             "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
         )
@@ -769,13 +354,13 @@ class ConsumerLoop:
         )
 
     @staticmethod
-    def _first_offsets(records: list[Any]) -> frozenset[tuple[str, int, int]]:
+    def _first_offsets(records: Sequence[Record]) -> frozenset[tuple[str, int, int]]:
         first: dict[tuple[str, int], int] = {}
         for r in records:
             key = (r.topic, r.partition)
             first[key] = min(first.get(key, r.offset), r.offset)
         return frozenset((topic, partition, offset) for (topic, partition), offset in first.items())
 
-    def _rewind(self, records: list[Any]) -> None:
+    def _rewind(self, records: Sequence[Record]) -> None:
         for topic, partition, offset in self._first_offsets(records):
             self.consumer.seek(TopicPartition(topic, partition), offset)

@@ -271,7 +271,7 @@ class Preference(models.Model):
 
 class Follow(models.Model):
     """Someone who created, edited or commented on a resource hears about its activity
-    until ``FOLLOW_DECAY`` passes without them taking part again."""
+    until ``follows.FOLLOW_DECAY`` passes without them taking part again."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
@@ -292,10 +292,10 @@ class Follow(models.Model):
 
 
 class TriggerMatch(models.Model):
-    """An event a trigger counted (``consumers.claim_new_events``): an ``event_count`` match,
+    """An event a trigger counted (``counting.claim_new_events``): an ``event_count`` match,
     at the time it counts at, or a roll-up hit. Unique per trigger × event, so a replay
-    counts nothing twice; kept until ``consumers.REPLAY_HORIZON`` after ``claimed_at``, as
-    long as Kafka can still hand the event back (``consumers.prune_claims``, beat)."""
+    counts nothing twice; kept until ``counting.REPLAY_HORIZON`` after ``claimed_at``, as
+    long as Kafka can still hand the event back (``counting.prune_claims``, beat)."""
 
     trigger = models.ForeignKey(Trigger, on_delete=models.CASCADE, related_name="matches")
     event_id = models.UUIDField()

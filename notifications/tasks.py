@@ -10,7 +10,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
-from notifications import attention, checks, consumers, delivery, rollup, stream
+from notifications import attention, checks, counting, delivery, rollup, stream
 from notifications.enqueue import DELIVER, RELAY_OUTBOX, deliver_all
 from notifications.models import DeliveryStatus
 
@@ -81,5 +81,5 @@ def release_held(now: str | None = None) -> int:
 
 @shared_task(ignore_result=True)
 def prune_claims() -> int:
-    """Forget counted events older than the replay horizon (``consumers.REPLAY_HORIZON``)."""
-    return consumers.prune_claims(now=timezone.now())
+    """Forget counted events older than the replay horizon (``counting.REPLAY_HORIZON``)."""
+    return counting.prune_claims(now=timezone.now())

@@ -88,7 +88,8 @@ def drain():
     import time
 
     from notifications import stream
-    from notifications.consumers import BatchResult, ConsumerLoop, EventProcessor
+    from notifications.consumers import ConsumerLoop
+    from notifications.processing import BatchResult, EventProcessor
 
     def run(expected: int, timeout: float = 60.0, processor=None) -> BatchResult:
         stream.ensure_topics()

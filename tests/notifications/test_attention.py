@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from notifications import rollup, stream
 from notifications.attention import release_due
-from notifications.consumers import EventProcessor
 from notifications.delivery import delivery_send
 from notifications.models import Delivery, DeliveryStatus, Notification
+from notifications.processing import EventProcessor
 from notifications.tasks import deliver, recover_deliveries, release_held
 from tests.factories import MembershipFactory, TeamFactory, TriggerFactory, UserFactory
 from tests.notifications.test_consumer import checkout_errors

@@ -14,9 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications import stream
-from notifications.consumers import EventProcessor
 from notifications.events import Event, Source
 from notifications.models import Notification, Preference, Trigger
+from notifications.processing import EventProcessor
 from notifications.stream import TopicName
 from tests.factories import InsightFactory, TriggerFactory
 from tests.servers.worker import subprocess_database_url

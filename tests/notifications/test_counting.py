@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import rollup, stream, tasks
-from notifications.consumers import REPLAY_HORIZON, EventProcessor
+from notifications.counting import REPLAY_HORIZON
 from notifications.events import Event, Source
 from notifications.models import (
     Delivery,
@@ -23,6 +23,7 @@ from notifications.models import (
     Trigger,
     TriggerMatch,
 )
+from notifications.processing import EventProcessor
 from notifications.tasks import deliver
 from tests.notifications.test_delivery import slack_config
 

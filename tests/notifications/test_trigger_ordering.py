@@ -15,8 +15,8 @@ import pytest
 from django.utils import timezone
 
 from notifications import stream
-from notifications.consumers import EventProcessor
 from notifications.models import Notification, Trigger, trigger_revision
+from notifications.processing import EventProcessor
 from tests.factories import TeamFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -23,17 +23,12 @@ from django.utils import timezone
 
 from api import ingest
 from notifications import store, stream
-from notifications.consumers import (
-    BatchPolicy,
-    BatchResult,
-    ConsumerLoop,
-    EventProcessor,
-    queue_deliveries,
-)
+from notifications.consumers import BatchPolicy, ConsumerLoop
 from notifications.delivery import delivery_send
 from notifications.events import Actor, Event, Source, Subject, decode
 from notifications.models import ChannelConfig, Delivery, Notification, Trigger
 from notifications.planning import Audience, Match, plan
+from notifications.processing import BatchResult, EventProcessor, queue_deliveries
 from notifications.secrets import encrypt
 from notifications.stream import TopicName
 from notifications.triggers import compile_trigger

@@ -21,13 +21,7 @@ from django.utils import timezone
 from kafka import TopicPartition
 
 from notifications import stream
-from notifications.consumers import (
-    DEFAULT_BATCH,
-    BatchPolicy,
-    BatchResult,
-    ConsumerLoop,
-    EventProcessor,
-)
+from notifications.consumers import DEFAULT_BATCH, BatchPolicy, ConsumerLoop
 from notifications.models import (
     Delivery,
     DeliveryStatus,
@@ -36,6 +30,7 @@ from notifications.models import (
     RollupWindow,
     TriggerMatch,
 )
+from notifications.processing import BatchResult, EventProcessor
 from notifications.stream import TopicName
 from notifications.tasks import flush_rollups, recover_deliveries
 from tests.api.test_ingest import read_events

@@ -71,9 +71,10 @@ from rest_framework.test import APIClient
 
 from digests.history import client_for
 from notifications import enqueue, rollup, stream
-from notifications.consumers import BatchPolicy, BatchResult, ConsumerLoop, EventProcessor
+from notifications.consumers import BatchPolicy, ConsumerLoop
 from notifications.events import MAX_PROPERTIES_DEPTH
 from notifications.models import Delivery, DeliveryStatus, Notification, Outbox, Preference
+from notifications.processing import BatchResult, EventProcessor
 from tests.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory
 from tests.notifications.test_delivery import slack_config
 from tests.reliability import model as m
@@ -1027,7 +1028,7 @@ def test_a_batch_resent_before_the_consumer_read_it_counts_once_in_its_roll_up(
 ):
     """Shrunk from the model: a roll-up trigger; a batch sent, and sent again by a client
     that retried before the consumer ran; one consume. Both copies arrive in one poll:
-    the event is claimed once, but each copy's hit is counted (``_new_hits`` keeps every
+    the event is claimed once, but each copy's hit is counted (``counting.new_hits`` keeps every
     hit whose event was new), so the window and its in-app row say 2 for one event."""
     alice = member_of(team)
     client = _roll_up_trigger(team, alice, channel="in_app")

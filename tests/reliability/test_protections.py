@@ -16,8 +16,8 @@ import pytest
 from django.db import transaction
 
 from notifications import stream
-from notifications.consumers import EventProcessor
 from notifications.models import Delivery, DeliveryStatus, Notification, RollupWindow
+from notifications.processing import EventProcessor
 from tests.factories import TriggerFactory
 from tests.notifications.test_consumer import checkout_errors
 from tests.notifications.test_delivery import slack_config

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from notifications import metrics, stream
-from notifications.consumers import BatchPolicy, ConsumerLoop, EventProcessor
+from notifications.consumers import BatchPolicy, ConsumerLoop
+from notifications.processing import EventProcessor
 from notifications.stream import TopicName
 
 MAX_BATCH_SIZE = 10_000
