@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from digests import history
 from digests.builder import BuildReport, digest_build
 from digests.history import ExecutionRecord, ExecutionStatus
-from digests.models import Digest, DigestStatus
+from digests.models import DigestStatus
 from digests.preview import Rendered, render_plans
-from digests.sender import SEND, Prepared, SendPolicy, SendReport, Sent, digest_send, due_filter
+from digests.sender import Prepared, SendReport, Sent, digest_send, due_queued
 from digests.windows import Period
+from notifications.sending import SEND, SendPolicy
 
 WallClock = Callable[[], datetime]
 
@@ -212,9 +213,7 @@ def digest_run(
     record = _History(period=period, as_of=now, clock=clock)
     try:
         summary.build = digest_build(period=period, now=now, user_ids=user_ids, on_chunk=built)
-        queued = Digest.objects.filter(due_filter(now), period=period, status=DigestStatus.QUEUED)
-        if user_ids is not None:
-            queued = queued.filter(user_id__in=list(user_ids))
+        queued = due_queued(now=now, period=period, user_ids=user_ids).order_by()
         due = set(queued.values_list("user_id", flat=True).distinct())
         record.start(summary.build.touched | due)
         state.phase = "send"

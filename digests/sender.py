@@ -1,30 +1,31 @@
 """Send phase: claim queued digests, send them, record what happened.
 
-1. **Claim** (one short transaction): ``SELECT … FOR UPDATE SKIP LOCKED`` over queued,
-   due digests, then ``queued`` → ``sending``, ``attempts + 1``, and a lease: the claim's
-   own ``claim_token`` and ``claimed_at``. Two senders started together claim disjoint rows
-   (on SQLite, where there is no row locking, the ``IMMEDIATE`` transaction serializes
-   the claims instead).
+Claiming, the lease, the next status, recovery and the counts are the send pipeline's
+(:mod:`notifications.sending`, shared with deliveries); this module renders digests
+(:func:`prepare`), sends them (:func:`deliver`) and writes their rows (:func:`record`).
+
+1. **Claim** (:func:`digest_claim`, one short transaction): queued, due digests →
+   ``sending`` under the claim's own ``claim_token``, stamped in ``claimed_at``.
 2. **Send**, after the claim has committed — the irrevocable part. Email goes out in
    batches over one SMTP connection (``EmailChannel.send_many``); Slack and Telegram one
    message at a time through the organization's bot. Before each of those sends the
-   sender renews its lease and sends only the digests it still holds.
-3. **Record** (one transaction per batch), only on rows the claim still holds: ``sent``;
-   ``queued`` again with ``next_retry_at`` from :class:`~notifications.delivery.RetryPolicy`
-   (the channel's ``retry_after`` when it gave one); ``failed`` for good after
-   ``max_attempts`` or a permanent error; ``skipped`` when the channel is not configured;
+   sender renews its lease (:meth:`~notifications.sending.Claim.keep`) and sends only the
+   digests it still holds.
+3. **Record** (one transaction per batch), only on rows the claim still holds: the next
+   status from :func:`notifications.sending.next_status` (``sent``; ``queued`` again with
+   ``next_retry_at``; ``failed`` for good after ``max_attempts`` or a permanent error);
+   ``skipped`` when the channel is not configured; ``empty`` when the items are gone;
    ``failed`` when the organization's channel secret cannot be decrypted — the operator's
    to fix, so it counts against the channel as a failed delivery does
    (:func:`notifications.delivery.channel_failed`: turned off after repeated failures,
    its admins told).
 
-Claims are leases in real time. ``now`` (a run's ``--now``) decides which windows and
-retries are due; the lease is stamped and judged by the wall clock (:func:`lease_clock`),
-so a backfill run a week back, a run a day ahead and beat's own run all agree on whose
-claim has expired. :func:`recover_stuck` takes back only digests whose claim has not been
-renewed for ``SendPolicy.lease`` of real time, which outlasts any send (every provider call
-and the SMTP batch end by their deadlines): only a sender that died between 2 and 3 — the
-one window in which a digest can go out twice.
+Claims are leases in real time: ``now`` (a run's ``--now``) decides which windows and
+retries are due; the lease is stamped and judged by the wall clock, so a backfill run a
+week back, a run a day ahead and beat's own run all agree on whose claim has expired.
+:func:`recover_stuck` takes back only digests whose claim has not been renewed for
+``SendPolicy.lease`` of real time: only a sender that died between 2 and 3 — the one
+window in which a digest can go out twice.
 
 Every statement here is plain ORM and runs on PostgreSQL and SQLite alike.
 """
@@ -32,16 +33,14 @@ Every statement here is plain ORM and runs on PostgreSQL and SQLite alike.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
-from django.utils import timezone
+from django.db.models import QuerySet
 
 from digests import queries, render
 from digests.models import (
@@ -53,12 +52,12 @@ from digests.models import (
 )
 from digests.windows import Period, Window, due_at, next_window
 from notifications import delivery as deliveries
+from notifications import sending
 from notifications.channels.base import (
     ChannelNotConfigured,
     Destination,
     Message,
     Outcome,
-    Result,
 )
 from notifications.channels.email import EmailChannel
 from notifications.channels.registry import get_channel
@@ -69,55 +68,8 @@ from workspace.models import Team
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SendPolicy:
-    """``batch_size`` digests are claimed per transaction and mailed per SMTP connection.
-    A claim holds its digests for ``lease`` (deliveries' :class:`ClaimLease`) of real time
-    after it was taken or last renewed; the sender renews it before each send once a
-    quarter of it has passed."""
-
-    batch_size: int = 100
-    retry: deliveries.RetryPolicy = deliveries.RETRY
-    lease: deliveries.ClaimLease = deliveries.SENDING_LEASE
-
-
-SEND = SendPolicy()
-
-
-def lease_clock() -> datetime:
-    """The wall clock claims are stamped with — never a run's ``now`` — as
-    :meth:`ClaimLease.taken_before` judges them."""
-    return timezone.now()
-
-
-@dataclass
-class Claim:
-    """One sender's hold on a batch: the digests stamped with ``token``, last renewed at
-    ``renewed_at`` (real time)."""
-
-    token: str
-    ids: list[int]
-    renewed_at: datetime
-
-    def held(self) -> set[int]:
-        """The digests of this claim that are still ``sending`` under its token."""
-        return set(
-            Digest.objects.filter(
-                pk__in=self.ids, claim_token=self.token, status=DigestStatus.SENDING
-            ).values_list("pk", flat=True)
-        )
-
-    def keep(self, policy: SendPolicy = SEND) -> set[int]:
-        """Renew the lease if a quarter of it has passed, and return the digests still
-        held: only those may be sent. A digest taken back meanwhile (the lease ran out and
-        another sender recovered it) is its new owner's to send and record."""
-        stamp = lease_clock()
-        if stamp - self.renewed_at >= policy.lease.duration / 4:
-            Digest.objects.filter(
-                pk__in=self.ids, claim_token=self.token, status=DigestStatus.SENDING
-            ).update(claimed_at=stamp)
-            self.renewed_at = stamp
-        return self.held()
+DIGESTS = sending.Queue(Digest, lease_field="claimed_at", token_field="claim_token")
+"""Digests' lease runs from ``claimed_at``; a claim knows its rows by ``claim_token``."""
 
 
 @dataclass(frozen=True)
@@ -149,45 +101,33 @@ class Sent:
 
 
 @dataclass
-class SendReport:
+class SendReport(sending.SendCounts):
+    """A send phase: how many it claimed, how each ended (the counts), every result, and
+    in a dry run what would go out."""
+
     claimed: int = 0
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    skipped: int = 0
-    empty: int = 0
     results: list[Sent] = field(default_factory=list)
     previews: list[tuple[Prepared, str]] = field(default_factory=list)
 
     def add(self, result: Sent) -> None:
         self.results.append(result)
-        name = {
-            DigestStatus.SENT: "sent",
-            DigestStatus.QUEUED: "retrying",
-            DigestStatus.FAILED: "failed",
-            DigestStatus.SKIPPED: "skipped",
-            DigestStatus.EMPTY: "empty",
-        }[DigestStatus(result.status)]
-        setattr(self, name, getattr(self, name) + 1)
+        self.count(result.status)
 
 
-def due_filter(now: datetime) -> Q:
-    """Queued rows with no retry pending, or whose retry time has come."""
-    return Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
-
-
-def recover_stuck(*, policy: SendPolicy = SEND) -> int:
+def recover_stuck(*, policy: sending.SendPolicy = sending.SEND) -> int:
     """Re-queue, due at once, digests whose claim has gone ``policy.lease`` of real time
     without renewal (their sender died or lost its way), whatever ``now`` a run has."""
-    return Digest.objects.filter(
-        status=DigestStatus.SENDING, claimed_at__lt=policy.lease.taken_before()
-    ).update(
-        status=DigestStatus.QUEUED,
-        next_retry_at=None,
-        claim_token="",
-        claimed_at=None,
-        updated_at=lease_clock(),
-    )
+    return DIGESTS.recover_stuck(lease=policy.lease, next_retry_at=None)
+
+
+def _scoped(
+    rows: QuerySet[Digest], period: Period | str | None, user_ids: Collection[int] | None
+) -> QuerySet[Digest]:
+    if period is not None:
+        rows = rows.filter(period=period)
+    if user_ids is not None:
+        rows = rows.filter(user_id__in=list(user_ids))
+    return rows
 
 
 def digest_claim(
@@ -196,30 +136,10 @@ def digest_claim(
     limit: int,
     period: Period | str | None = None,
     user_ids: Collection[int] | None = None,
-) -> Claim:
+) -> sending.Claim:
     """Take up to ``limit`` queued digests due at ``now`` for this sender under a new lease;
     other senders skip them until it runs out."""
-    token, stamp = uuid.uuid4().hex, lease_clock()
-    with transaction.atomic():
-        rows = Digest.objects.select_for_update(skip_locked=True).filter(
-            due_filter(now), status=DigestStatus.QUEUED
-        )
-        if period is not None:
-            rows = rows.filter(period=period)
-        if user_ids is not None:
-            rows = rows.filter(user_id__in=list(user_ids))
-        ids = list(rows.order_by("id").values_list("id", flat=True)[:limit])
-        if ids:
-            Digest.objects.filter(pk__in=ids, status=DigestStatus.QUEUED).update(
-                status=DigestStatus.SENDING,
-                attempts=F("attempts") + 1,
-                claim_token=token,
-                claimed_at=stamp,
-                updated_at=stamp,
-            )
-    claim = Claim(token=token, ids=ids, renewed_at=stamp)
-    claim.ids = sorted(claim.held()) if ids else []
-    return claim
+    return DIGESTS.claim(_scoped(Digest.objects.all(), period, user_ids), now=now, limit=limit)
 
 
 def due_queued(
@@ -227,14 +147,9 @@ def due_queued(
     now: datetime,
     period: Period | str | None = None,
     user_ids: Collection[int] | None = None,
-) -> list[int]:
+) -> QuerySet[Digest]:
     """Every digest :func:`digest_claim` would take, without taking any (``--dry-run``)."""
-    rows = Digest.objects.filter(due_filter(now), status=DigestStatus.QUEUED)
-    if period is not None:
-        rows = rows.filter(period=period)
-    if user_ids is not None:
-        rows = rows.filter(user_id__in=list(user_ids))
-    return list(rows.order_by("id").values_list("id", flat=True))
+    return _scoped(DIGESTS.due(now), period, user_ids).order_by("id")
 
 
 def render_context(
@@ -360,46 +275,22 @@ def deliver(
             outcomes[i] = None
 
 
-def release(claim: Claim) -> None:
-    """Give a claim's digests back untouched (nothing was sent): ``sending`` → ``queued``."""
-    Digest.objects.filter(
-        pk__in=claim.ids, claim_token=claim.token, status=DigestStatus.SENDING
-    ).update(
-        status=DigestStatus.QUEUED,
-        attempts=F("attempts") - 1,
-        claim_token="",
-        claimed_at=None,
-        updated_at=lease_clock(),
-    )
+_CLEARED: dict = {"sent_at": None, "next_retry_at": None, "provider_id": "", "last_error": ""}
 
 
 def _outcome_fields(
-    p: Prepared, outcome: Outcome | None, now: datetime, policy: SendPolicy
+    p: Prepared, outcome: Outcome | None, now: datetime, policy: sending.SendPolicy
 ) -> tuple[str, dict]:
     """The status a digest moves to after this attempt, and the fields that go with it."""
-    fields: dict = {"sent_at": None, "next_retry_at": None, "provider_id": "", "last_error": ""}
     if p.message is None:
-        return DigestStatus.EMPTY, fields
+        return DigestStatus.EMPTY, dict(_CLEARED)
     if outcome is None:
-        return DigestStatus.SKIPPED, {**fields, "last_error": p.skip_reason}
-    if outcome.result == Result.SENT:
-        return DigestStatus.SENT, {
-            **fields,
-            "sent_at": now,
-            "provider_id": outcome.provider_id[:300],
-        }
-    if outcome.result == Result.RETRY and p.attempts < policy.retry.max_attempts:
-        wait = (
-            outcome.retry_after
-            if outcome.retry_after is not None
-            else policy.retry.delay(p.attempts)
-        )
-        return DigestStatus.QUEUED, {
-            **fields,
-            "next_retry_at": now + timedelta(seconds=wait),
-            "last_error": outcome.detail,
-        }
-    return DigestStatus.FAILED, {**fields, "last_error": outcome.detail}
+        return DigestStatus.SKIPPED, {**_CLEARED, "last_error": p.skip_reason}
+    step = sending.next_status(outcome, attempts=p.attempts, now=now, retry=policy.retry)
+    fields = {**_CLEARED, **step.fields(now)}
+    if step.status == DigestStatus.SENT:
+        fields["provider_id"] = outcome.provider_id[:300]
+    return DigestStatus(fields.pop("status")), fields
 
 
 RECORDED_FIELDS = (
@@ -415,12 +306,12 @@ RECORDED_FIELDS = (
 
 
 def record(
-    claim: Claim,
+    claim: sending.Claim,
     prepared: Sequence[Prepared],
     outcomes: Sequence[Outcome | None],
     *,
     now: datetime,
-    policy: SendPolicy = SEND,
+    policy: sending.SendPolicy = sending.SEND,
 ) -> list[Sent]:
     """Write each outcome on its row — only rows ``claim`` still holds (after its lease ran
     out another sender may have taken one back). In one transaction: lock the rows still
@@ -428,15 +319,12 @@ def record(
     rows are the ones that were ours, and no recovery can slip in between."""
     if not prepared:
         return []
-    stamp = lease_clock()
+    stamp = sending.lease_clock()
     with transaction.atomic():
         ours = set(
-            Digest.objects.select_for_update()
-            .filter(
-                pk__in=[p.digest_id for p in prepared],
-                claim_token=claim.token,
-                status=DigestStatus.SENDING,
-            )
+            claim.rows()
+            .select_for_update()
+            .filter(pk__in=[p.digest_id for p in prepared])
             .values_list("pk", flat=True)
         )
         rows, results = [], []
@@ -447,12 +335,7 @@ def record(
             status, fields = _outcome_fields(p, outcome, now, policy)
             rows.append(
                 Digest(
-                    pk=p.digest_id,
-                    status=status,
-                    claim_token="",
-                    claimed_at=None,
-                    updated_at=stamp,
-                    **fields,
+                    pk=p.digest_id, status=status, updated_at=stamp, **DIGESTS.unclaimed(), **fields
                 )
             )
             results.append(Sent(p.digest_id, p.user_id, p.period, status, fields["last_error"]))
@@ -484,7 +367,7 @@ def digest_send(
     period: Period | str | None = None,
     dry_run: bool = False,
     user_ids: Collection[int] | None = None,
-    policy: SendPolicy = SEND,
+    policy: sending.SendPolicy = sending.SEND,
     on_batch: Callable[[list[Sent]], None] | None = None,
 ) -> SendReport:
     """Send every queued digest that is due at ``now`` (of ``period``, and of ``user_ids``,
@@ -494,7 +377,9 @@ def digest_send(
     """
     report = SendReport()
     if dry_run:
-        ids = due_queued(now=now, period=period, user_ids=user_ids)
+        ids = list(
+            due_queued(now=now, period=period, user_ids=user_ids).values_list("id", flat=True)
+        )
         for start in range(0, len(ids), policy.batch_size):
             for p in prepare(ids[start : start + policy.batch_size]):
                 text = render.plain_text(p.message) if p.message else ""
@@ -509,7 +394,7 @@ def digest_send(
         try:
             prepared = prepare(claim.ids)
         except BaseException:
-            release(claim)
+            claim.release()
             raise
         outcomes: dict[int, Outcome | None] = {}
         try:

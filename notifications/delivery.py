@@ -1,28 +1,26 @@
 """Sending one Delivery: claim it, resolve its destination, send, record the outcome.
 
-The claim is a conditional update (``queued`` → ``sending``), so a duplicated task sends
-nothing. The send happens after the claim has committed and the outcome is recorded in its
-own transaction, only if the claim is still ours (same row, still ``sending``, same
-attempt). The claim is a lease in real time: it is stamped with the worker's clock (never
-the ``now`` a caller passes for scheduling), and every provider call ends by its deadline
-(:mod:`notifications.channels.deadline`), well inside :data:`SENDING_LEASE`. So a slow but
-live send is never taken back; a worker that dies between send and record leaves the row
-in ``sending``, and :func:`recover_stuck` re-queues it once the lease has run out — the
+The claim, its lease, the next status and recovery are the send pipeline's
+(:mod:`notifications.sending`, shared with digests); this module knows what a delivery
+says (:func:`message_for`), where it goes (:func:`channel_destination`) and what a failure
+does to the organization's channel (:func:`channel_failed`). A duplicated task finds the
+row claimed and sends nothing; the send happens after the claim has committed and the
+outcome is recorded only if the claim is still ours (same row, still ``sending``, same
+attempt). A worker that dies between send and record leaves the row in ``sending``, and
+:func:`recover_stuck` re-queues it once its lease has run out in real time — the
 documented window in which a message can go out twice.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from notifications import attention, store
+from notifications import attention, sending, store
 from notifications.channels import registry
 from notifications.channels.base import (
     ChannelNotConfigured,
@@ -31,7 +29,7 @@ from notifications.channels.base import (
     Outcome,
     Result,
 )
-from notifications.channels.deadline import CALL_DEADLINE, MAX_DEADLINE_SECONDS, Deadline
+from notifications.channels.deadline import CALL_DEADLINE, Deadline
 from notifications.channels.registry import get_channel
 from notifications.models import ChannelConfig, Delivery, DeliveryStatus
 from notifications.planning import channel_off_drafts
@@ -42,50 +40,8 @@ from workspace.models import Membership, Role
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: base × factor^(attempt-1), capped, ± jitter."""
-
-    base_seconds: float = 30
-    factor: float = 2
-    max_seconds: float = 3600
-    jitter: float = 0.2
-    max_attempts: int = 6
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        raw = min(self.base_seconds * self.factor ** max(attempt - 1, 0), self.max_seconds)
-        spread = raw * self.jitter
-        return max(0.0, raw + (rng or random).uniform(-spread, spread))
-
-    def wait(self, attempt: int, asked: float | None) -> float:
-        """Seconds until the next attempt: what the provider asked for (an
-        :class:`Outcome`'s ``retry_after``, already within ``[0, RETRY_AFTER_CAP]``), else
-        the back-off for ``attempt``."""
-        return asked if asked is not None else self.delay(attempt)
-
-
-@dataclass(frozen=True)
-class ClaimLease:
-    """How long a claim on a row holds, in real time. It must outlast the longest send —
-    each provider call ends by its deadline, and no deadline exceeds
-    ``MAX_DEADLINE_SECONDS`` — so only a claim whose worker died is ever taken back."""
-
-    duration: timedelta = timedelta(minutes=10)
-
-    def __post_init__(self) -> None:
-        if self.duration.total_seconds() <= MAX_DEADLINE_SECONDS:
-            raise ValueError(
-                f"a claim lease must be longer than any call deadline "
-                f"({MAX_DEADLINE_SECONDS:g}s), not {self.duration}"
-            )
-
-    def taken_before(self) -> datetime:
-        """Claims stamped before this moment (real time) have run out."""
-        return timezone.now() - self.duration
-
-
-RETRY = RetryPolicy()
-SENDING_LEASE = ClaimLease()
+DELIVERIES = sending.Queue(Delivery)
+"""Deliveries' lease runs from ``updated_at``; a claim knows its row by the attempt count."""
 DISABLE_AFTER_FAILURES = 5
 
 
@@ -96,17 +52,11 @@ class SendResult:
     detail: str = ""  # why it failed, was skipped or waits for a retry
 
 
-def delivery_claim(*, delivery_id: int, now: datetime) -> Delivery | None:
-    """Take a queued delivery due at ``now`` for sending; None if another worker has it or
-    it's done. The claim is stamped with the real clock, whatever ``now`` is: the lease
-    that :func:`recover_stuck` checks runs in real time."""
-    due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
-    claimed = Delivery.objects.filter(due, pk=delivery_id, status=DeliveryStatus.QUEUED).update(
-        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
-    )
-    if not claimed:
-        return None
-    return Delivery.objects.select_related("team", "team__organization").get(pk=delivery_id)
+def delivery_claim(*, delivery_id: int, now: datetime) -> sending.Claim:
+    """Take a queued delivery due at ``now`` for sending (an empty claim if another worker
+    has it, it is done or not yet due), under a lease stamped in real time whatever ``now``
+    is: the lease that :func:`recover_stuck` checks runs in real time."""
+    return DELIVERIES.claim(Delivery.objects.filter(pk=delivery_id), now=now, limit=1)
 
 
 def channel_destination(*, organization, channel: str, address: str) -> Destination:
@@ -160,7 +110,7 @@ def delivery_send(
     *,
     delivery_id: int,
     now: datetime | None = None,
-    policy: RetryPolicy = RETRY,
+    policy: sending.SendPolicy = sending.SEND,
     deadline: Deadline = CALL_DEADLINE,
 ) -> SendResult | None:
     """Send one delivery if it is ours to send, each provider call within ``deadline``.
@@ -168,7 +118,8 @@ def delivery_send(
     yet due) or was lost before the outcome could be recorded."""
     now = now or timezone.now()
     with transaction.atomic():
-        delivery = delivery_claim(delivery_id=delivery_id, now=now)
+        claim = delivery_claim(delivery_id=delivery_id, now=now)
+        delivery = claim.rows().select_related("team", "team__organization").first()
         if delivery is not None and attention.held_on_retry(delivery, now=now):
             return SendResult(DeliveryStatus.HELD, detail="the recipient is quiet")
     if delivery is None:
@@ -183,55 +134,36 @@ def delivery_send(
         outcome = channel.send(message_for(delivery), destination)
     except SecretUnreadable as exc:  # the operator's to fix: fails, and counts against it
         with transaction.atomic():
-            if _ours(delivery).update(
+            if claim.rows().update(
                 status=DeliveryStatus.FAILED, last_error=str(exc), updated_at=now
             ):
                 _delivery_channel_failed(delivery, str(exc), now)
         return SendResult(DeliveryStatus.FAILED, detail=str(exc))
     except ChannelNotConfigured as exc:
-        _ours(delivery).update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
+        claim.rows().update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
         return SendResult(DeliveryStatus.SKIPPED, detail=str(exc))
-    return _record(delivery, outcome, now, policy)
-
-
-def _ours(delivery: Delivery) -> QuerySet[Delivery]:
-    """The row, if this claim still holds it: ``sending`` at the attempt we claimed. A
-    claim recovered after its lease (and claimed again) no longer matches."""
-    return Delivery.objects.filter(
-        pk=delivery.pk, status=DeliveryStatus.SENDING, attempts=delivery.attempts
-    )
+    return _record(claim, delivery, outcome, now, policy)
 
 
 def _record(
-    delivery: Delivery, outcome: Outcome, now: datetime, policy: RetryPolicy
+    claim: sending.Claim,
+    delivery: Delivery,
+    outcome: Outcome,
+    now: datetime,
+    policy: sending.SendPolicy,
 ) -> SendResult | None:
     """Write the outcome on the row while the claim is ours. Only a permanent failure (the
     provider's verdict) counts toward turning the channel off: retries that ran out — a
     provider down, answers cut off, deadlines — fail the delivery but not the channel."""
+    step = sending.next_status(outcome, attempts=delivery.attempts, now=now, retry=policy.retry)
     with transaction.atomic():
-        row = _ours(delivery)
-        if outcome.result == Result.SENT:
-            if not row.update(
-                status=DeliveryStatus.SENT, sent_at=now, last_error="", updated_at=now
-            ):
-                return None
-            _channel_succeeded(delivery)
-            return SendResult(DeliveryStatus.SENT)
-        if outcome.result == Result.RETRY and delivery.attempts < policy.max_attempts:
-            wait = policy.wait(delivery.attempts, outcome.retry_after)
-            if not row.update(
-                status=DeliveryStatus.QUEUED,
-                next_retry_at=now + timedelta(seconds=wait),
-                last_error=outcome.detail,
-                updated_at=now,
-            ):
-                return None
-            return SendResult(DeliveryStatus.QUEUED, retry_in=wait, detail=outcome.detail)
-        if not row.update(status=DeliveryStatus.FAILED, last_error=outcome.detail, updated_at=now):
+        if not claim.rows().update(**step.fields(now), updated_at=now):
             return None
-        if outcome.result == Result.FAILED:
+        if step.status == DeliveryStatus.SENT:
+            _channel_succeeded(delivery)
+        elif step.status == DeliveryStatus.FAILED and outcome.result == Result.FAILED:
             _delivery_channel_failed(delivery, outcome.detail, now)
-        return SendResult(DeliveryStatus.FAILED, detail=outcome.detail)
+    return SendResult(DeliveryStatus(step.status), retry_in=step.retry_in, detail=step.detail)
 
 
 def _channel_succeeded(delivery: Delivery) -> None:
@@ -292,17 +224,13 @@ def _tell_admins(config: ChannelConfig, team_id: int, now: datetime) -> None:
     )
 
 
-def recover_stuck(*, now: datetime | None = None, lease: ClaimLease = SENDING_LEASE) -> list[int]:
+def recover_stuck(
+    *, now: datetime | None = None, lease: sending.ClaimLease = sending.SENDING_LEASE
+) -> list[int]:
     """Re-queue deliveries whose claim outlived its ``lease`` in real time (a worker died
     mid-send) — whatever ``now`` says, so a live send is never taken back — and return every
-    queued delivery that is due at ``now``, for the caller to enqueue."""
+    queued delivery that is due at ``now``, for the caller to enqueue. A recovered row is
+    due at ``now`` as a retry is (so the quiet-hours stage sees it again)."""
     now = now or timezone.now()
-    Delivery.objects.filter(
-        status=DeliveryStatus.SENDING, updated_at__lt=lease.taken_before()
-    ).update(status=DeliveryStatus.QUEUED, next_retry_at=now, updated_at=now)
-    due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
-    return list(
-        Delivery.objects.filter(due, status=DeliveryStatus.QUEUED)
-        .order_by("id")
-        .values_list("id", flat=True)[:1000]
-    )
+    DELIVERIES.recover_stuck(lease=lease, next_retry_at=now)
+    return list(DELIVERIES.due(now).order_by("id").values_list("id", flat=True)[:1000])

@@ -44,7 +44,7 @@ class DeadlineExceeded(TimeoutError):
 class Deadline:
     """At most ``seconds`` (0 < seconds ≤ :data:`MAX_DEADLINE_SECONDS`) for one call, end to
     end. The bound is what lets a claim's lease be longer than any send (see
-    ``notifications.delivery.ClaimLease``)."""
+    ``notifications.sending.ClaimLease``)."""
 
     seconds: float
 

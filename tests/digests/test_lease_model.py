@@ -31,6 +31,7 @@ from digests import sender
 from digests.builder import digest_build
 from digests.models import Digest, DigestStatus
 from digests.windows import Period
+from notifications import sending
 from tests.digests.factories import NotificationFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.sqlite]
@@ -86,7 +87,7 @@ class Model:
 
 @dataclass
 class InFlight:
-    claim: sender.Claim
+    claim: sending.Claim
     prepared: list[sender.Prepared]
     outcomes: dict = field(default_factory=dict)
 
@@ -133,7 +134,7 @@ class Leases(RuleBasedStateMachine):
     @rule(target=mailed_unrecorded, flight=consumes(claimed))
     def the_sender_sends(self, flight):
         """It sends what it still holds, and pauses before recording."""
-        held = partial(flight.claim.keep, sender.SEND)
+        held = partial(flight.claim.keep, sending.SEND)
         sender.deliver(flight.prepared, flight.outcomes, held=held)
         self.model.send(flight.claim.token)
         return flight
@@ -155,8 +156,8 @@ class Leases(RuleBasedStateMachine):
 
     @rule()
     def every_lease_runs_out(self):
-        lease = sender.SEND.lease.duration + timedelta(seconds=1)
-        stale = sender.lease_clock() - lease
+        lease = sending.SEND.lease.duration + timedelta(seconds=1)
+        stale = sending.lease_clock() - lease
         Digest.objects.filter(status=DigestStatus.SENDING).update(claimed_at=stale)
         self.model.expired.update(
             state for state in self.model.state.values() if state not in ("queued", "sent")

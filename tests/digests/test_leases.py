@@ -13,6 +13,7 @@ from django.utils import timezone
 from digests import sender, tasks
 from digests.models import Digest, DigestStatus
 from digests.windows import Period, due_window
+from notifications import sending
 from tests.digests.factories import NotificationFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration, pytest.mark.sqlite]
@@ -110,7 +111,7 @@ def test_a_claim_past_its_lease_is_recovered_whatever_now_says(subscriber, smtp_
     call_command(
         "digests", "build", "--period", "daily", "--now", as_of.isoformat(), stdout=StringIO()
     )
-    claimed(minutes_ago=sender.SEND.lease.duration.total_seconds() / 60 + 1)
+    claimed(minutes_ago=sending.SEND.lease.duration.total_seconds() / 60 + 1)
 
     digests_run(as_of)  # a backfill's --now lies a week back; the lease is still over
 
@@ -126,7 +127,7 @@ def test_a_claim_inside_its_lease_is_left_alone_whatever_now_says(subscriber, sm
     call_command(
         "digests", "build", "--period", "daily", "--now", as_of.isoformat(), stdout=StringIO()
     )
-    claimed(minutes_ago=sender.SEND.lease.duration.total_seconds() / 60 - 1)
+    claimed(minutes_ago=sending.SEND.lease.duration.total_seconds() / 60 - 1)
 
     digests_run(timezone.now() + timedelta(days=1))  # --now a day ahead: no lease is over
 

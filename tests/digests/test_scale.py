@@ -10,9 +10,10 @@ from django_celery_beat.models import PeriodicTask
 
 from digests.beat import PERIODIC
 from digests.builder import digest_build
-from digests.sender import SendPolicy, digest_send
+from digests.sender import digest_send
 from digests.weekly.tasks import PERIODIC as WEEKLY_ORG_DIGEST
 from digests.windows import Period
+from notifications.sending import SendPolicy
 from tests.digests.factories import NotificationFactory
 from tests.factories import TeamFactory
 

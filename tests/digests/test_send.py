@@ -19,10 +19,11 @@ from digests.builder import digest_build
 from digests.history import ExecutionStatus, executions_list
 from digests.models import Digest, DigestChannel, DigestStatus
 from digests.runs import digest_run
-from digests.sender import SEND, SendPolicy, digest_send
+from digests.sender import digest_send
 from digests.windows import Period
 from notifications.delivery import DISABLE_AFTER_FAILURES
 from notifications.models import Notification
+from notifications.sending import SEND, SendPolicy
 from tests.digests.factories import (
     ChannelConfigFactory,
     DigestTargetFactory,

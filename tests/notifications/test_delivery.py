@@ -11,13 +11,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import rollup, stream
-from notifications.delivery import (
-    DISABLE_AFTER_FAILURES,
-    RETRY,
-    SENDING_LEASE,
-    delivery_send,
-    recover_stuck,
-)
+from notifications.delivery import DISABLE_AFTER_FAILURES, delivery_send, recover_stuck
 from notifications.models import (
     ChannelConfig,
     Delivery,
@@ -26,6 +20,7 @@ from notifications.models import (
     RollupWindow,
 )
 from notifications.secrets import encrypt
+from notifications.sending import RETRY, SENDING_LEASE
 from notifications.tasks import deliver, flush_rollups
 from tests.factories import TriggerFactory
 from tests.notifications.test_consumer import checkout_errors

@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from notifications.channels.base import RETRY_AFTER_CAP
 from notifications.channels.deadline import CALL_DEADLINE, Deadline
-from notifications.delivery import RETRY, SENDING_LEASE, delivery_send, recover_stuck
+from notifications.delivery import delivery_send, recover_stuck
 from notifications.models import ChannelConfig, Delivery, DeliveryStatus
 from notifications.secrets import encrypt
+from notifications.sending import RETRY, SENDING_LEASE
 from notifications.tasks import deliver
 from tests.servers.http_sink import Reply
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from notifications.channels.base import RETRY_AFTER_CAP, Outcome, bounded_retry_after
 from notifications.channels.deadline import MAX_DEADLINE_SECONDS, Deadline, DeadlineExceeded
 from notifications.channels.http import parse_retry_after
-from notifications.delivery import ClaimLease
+from notifications.sending import ClaimLease
 
 
 @pytest.mark.parametrize("seconds", [0, -1, math.nan, math.inf, MAX_DEADLINE_SECONDS + 1])
