@@ -23,7 +23,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kafka import TopicPartition
@@ -32,6 +32,7 @@ from kafka.errors import KafkaError
 
 from digests.models import Digest, DigestStatus
 from notifications import stream
+from notifications.delivery import DELIVERIES
 from notifications.models import ChannelConfig, Delivery, DeliveryStatus, Outbox, RollupWindow
 from notifications.stream import TopicName
 
@@ -114,10 +115,8 @@ def outbox_figures(now: datetime) -> tuple[int, float]:
 def oldest_due_delivery_age(now: datetime) -> float:
     """How long the longest-waiting queued delivery has been due (since it was created, or
     since its retry time): a delivery waiting for its retry is not late."""
-    due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
-    oldest = Delivery.objects.filter(due, status=DeliveryStatus.QUEUED).aggregate(
-        oldest=Min(Coalesce("next_retry_at", "created_at"))
-    )["oldest"]
+    due = DELIVERIES.due(now)
+    oldest = due.aggregate(oldest=Min(Coalesce("next_retry_at", "created_at")))["oldest"]
     return _age(oldest, now)
 
 
