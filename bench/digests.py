@@ -37,7 +37,7 @@ DAY = datetime(2026, 3, 29, 12, tzinfo=UTC)
 NOW = datetime(2026, 3, 30, 9, 30, tzinfo=UTC)
 NOTIFICATIONS_PER_USER = 3
 TEAMS = 100
-SMTP_BATCH = 100  # = digests.sender.SendPolicy().batch_size
+SMTP_BATCH = 100  # = notifications.sending.SendPolicy().batch_size
 
 
 def empty_world() -> None:
