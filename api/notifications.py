@@ -31,9 +31,9 @@ from rest_framework.views import APIView
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
 from api.pagination import KeysetPagination
-from api.permissions import teams_of
 from notifications import live, services
 from notifications.models import Category, Notification
+from workspace.models import teams_of
 
 
 class NotificationSerializer(serializers.ModelSerializer):

@@ -1,5 +1,6 @@
 """Tenant scoping in one place: every team- or organization-owned object is reached through
-the caller's memberships, so a member of one organization never sees another's data.
+the caller's memberships (``workspace.models.teams_of``, which the pages use too), so a
+member of one organization never sees another's data.
 
 - Team-owned rows (triggers, resources) go through :class:`TeamScopedViewSet`, and a
   ``team`` in a body through :class:`CallerTeamField`.
@@ -27,13 +28,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from notifications.models import Announcement, Delivery
-from workspace.models import Membership, Organization, Role, Team
+from workspace.models import Membership, Organization, Role, Team, teams_of
 
 ADMIN_ROLES = (Role.ADMIN, Role.OWNER)
-
-
-def teams_of(user) -> QuerySet[Team]:
-    return Team.objects.filter(memberships__user=user)
 
 
 def organizations_of(user) -> QuerySet[Organization]:

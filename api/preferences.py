@@ -40,15 +40,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.errors import FIELD_ERRORS, FlatErrorsMixin
-from api.permissions import teams_of
 from notifications import services
 from notifications.channels import registry
 from notifications.models import Category, DigestCadence, Preference
-from notifications.quiet import DND_MAX_AHEAD, Attention, dnd_label, dnd_preset
-from workspace.models import validate_timezone
-
-CRITICAL_CHOICES = tuple(c for c in Category.values if c != Category.DIGEST)
-"""Categories a person may let through quiet hours (digests are never held)."""
+from notifications.quiet import DND_MAX_AHEAD, Attention, dnd_preset
+from workspace.models import teams_of, validate_timezone
 
 
 def preference_grid() -> dict[str, tuple[str, ...]]:
@@ -166,14 +162,14 @@ class PreferenceSerializer(serializers.Serializer):
     )
     critical_categories = serializers.ListField(
         child=serializers.ChoiceField(
-            choices=CRITICAL_CHOICES,
+            choices=services.CRITICAL_CHOICES,
             error_messages={
                 "invalid_choice": "unknown category '{input}'; use one of "
-                + ", ".join(CRITICAL_CHOICES)
+                + ", ".join(services.CRITICAL_CHOICES)
             },
         ),
         required=False,
-        max_length=len(CRITICAL_CHOICES),
+        max_length=len(services.CRITICAL_CHOICES),
         help_text="Categories that reach you during quiet hours and do-not-disturb.",
     )
     dnd_until = serializers.DateTimeField(
@@ -330,24 +326,15 @@ class DoNotDisturbStateSerializer(serializers.Serializer):
     label = serializers.CharField(help_text="“until 08:00 Europe/Berlin”; empty when off")
 
 
-def dnd_state(*, user, preference: Preference | None, now: datetime) -> dict[str, Any]:
-    """Do-not-disturb as the API and the header show it (``preference`` None: never set)."""
-    until = services.notification_dnd_active(preference=preference, now=now)
-    zone = services.notification_timezone(user=user)
-    return {
-        "dnd_until": until,
-        "timezone": zone,
-        "label": dnd_label(until, zone, now) if until else "",
-    }
-
-
 class DoNotDisturbView(FlatErrorsMixin, APIView):
     """``/api/preferences/dnd/``: pause emails to yourself (your only push; digests
     keep their hour) until a time; they are held and released as one summary when it
     ends. In-app notifications and critical ones still arrive."""
 
     def _state(self, request, preference: Preference) -> Response:
-        payload = dnd_state(user=request.user, preference=preference, now=timezone.now())
+        payload = services.notification_dnd_state(
+            user=request.user, preference=preference, now=timezone.now()
+        )
         return Response(DoNotDisturbStateSerializer(payload).data)
 
     @extend_schema(responses=DoNotDisturbStateSerializer)

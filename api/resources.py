@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from api.permissions import CallerTeamField, TeamScopedViewSet, teams_of
+from api.permissions import CallerTeamField, TeamScopedViewSet
 from workspace import models
+from workspace.models import teams_of
 from workspace.resources import RESOURCE_PATHS
 
 COMMON_FIELDS = ["id", "team", "name", "created_by", "created_at", "updated_at"]

@@ -3,7 +3,7 @@
 Views render the first screen on the server (so the badge, the list and the forms show
 without waiting for JavaScript) and leave every write to the JSON API, which the scripts in
 ``static/frontend/`` call with the session cookie and the CSRF token. Tenant scoping is the
-API's (:func:`api.permissions.teams_of`); nothing here reads another team's rows.
+one of :func:`workspace.models.teams_of`; nothing here reads another team's rows.
 """
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
-from api.permissions import teams_of
-from api.preferences import CRITICAL_CHOICES, dnd_state
 from notifications.attention import held_summary
 from notifications.channels import in_app, registry
 from notifications.checks import DEFAULT_INTERVAL
 from notifications.models import Category, Notification, Preference, Trigger, TriggerKind
 from notifications.services import (
+    CRITICAL_CHOICES,
+    notification_dnd_state,
     notification_unread_count,
     notification_visible,
     trigger_values,
 )
 from notifications.unsubscribe import preference_unsubscribe
-from workspace.models import Cohort, Experiment, Insight, UserProfile, zone_in_effect
+from workspace.models import Cohort, Experiment, Insight, UserProfile, teams_of, zone_in_effect
 
 PAGE_SIZE = 50
 
@@ -96,7 +96,7 @@ def _page(request, template: str, context: dict, *, nav: str = "", status: int =
     context = {
         "nav": nav,
         "unread_count": notification_unread_count(user=request.user),
-        "dnd": dnd_state(
+        "dnd": notification_dnd_state(
             user=request.user,
             preference=Preference.objects.filter(user=request.user).first(),
             now=timezone.now(),

@@ -37,6 +37,7 @@ from notifications.models import (
     trigger_revision_bump,
 )
 from notifications.planning import announcement_draft
+from notifications.quiet import dnd_label
 from notifications.secrets import encrypt
 from workspace.models import Membership, UserProfile, zone_in_effect
 
@@ -412,6 +413,8 @@ def trigger_values(*, trigger: Trigger) -> dict[str, Any]:
 
 # --- preferences ------------------------------------------------------------------------
 
+CRITICAL_CHOICES = tuple(c for c in Category.values if c != Category.DIGEST)
+"""Categories a person may let through quiet hours (digests are never held)."""
 CRITICAL: frozenset[tuple[str, str]] = frozenset({(Category.ALERT.value, in_app.TYPE)})
 """(category, channel) switches that stay on: alerts on your data always reach the center."""
 
@@ -513,6 +516,18 @@ def notification_dnd_set(
         preference.save(update_fields=["dnd_until", "updated_at"])
         attention_changed(user_id=user.pk, now=now or timezone.now())
     return preference
+
+
+def notification_dnd_state(*, user, preference: Preference | None, now: datetime) -> dict[str, Any]:
+    """Do-not-disturb as the API and every page's header show it (``preference`` None:
+    never set): ``dnd_until`` (None when off), the user's ``timezone`` and a ``label``."""
+    until = notification_dnd_active(preference=preference, now=now)
+    zone = notification_timezone(user=user)
+    return {
+        "dnd_until": until,
+        "timezone": zone,
+        "label": dnd_label(until, zone, now) if until else "",
+    }
 
 
 def notification_dnd_active(

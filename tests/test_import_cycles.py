@@ -127,3 +127,13 @@ def test_the_graph_sees_the_project():
 
 def test_no_module_of_the_project_imports_itself_in_a_circle():
     assert find_cycles(import_graph()) == []
+
+
+def test_the_pages_ask_the_services_not_the_api():
+    """The pages and the API both call ``notifications.services`` and ``workspace``; a page
+    importing an API module would make the API's serializers the pages' model."""
+    graph = import_graph()
+    pages = {name: targets for name, targets in graph.items() if name.startswith("frontend")}
+    assert {
+        name: sorted(t for t in targets if t.startswith("api")) for name, targets in pages.items()
+    } == {name: [] for name in pages}

@@ -89,6 +89,12 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} ({self.role})"
 
 
+def teams_of(user) -> models.QuerySet[Team]:
+    """The teams ``user`` is a member of: the tenant scope every page and API view starts
+    from (``api.permissions`` builds on it)."""
+    return Team.objects.filter(memberships__user=user)
+
+
 class UserProfile(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
