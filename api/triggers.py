@@ -57,6 +57,7 @@ from notifications.triggers import (
     MIN_WINDOW_SECONDS,
     STREAM_KINDS,
     InvalidTrigger,
+    Mode,
     TriggerIndex,
     compile_trigger,
     validate_config,
@@ -110,7 +111,7 @@ class TriggerDeliverySerializer(serializers.Serializer):
     gathered into their next digest if they get digests; the trigger's other channels
     send nothing)."""
 
-    MODES = ("instant", "rollup", "digest")
+    MODES = tuple(mode.value for mode in Mode)
     ROLLUP_ONLY = ("window_seconds", "max_window_seconds", "max_items")
 
     mode = serializers.ChoiceField(

@@ -24,18 +24,11 @@ from django.template.loader import render_to_string
 
 from digests.windows import Period, Window, zone
 from notifications.channels.base import Message
+from notifications.events import parse_activity_event_name
+from notifications.planning import ACTIVITY_TOPICS
+from workspace.vocabulary import resource_label
 
-ACTIVITY_EVENT = re.compile(r"^activity\.(?P<type>[a-z_]+)\.(?P<action>[a-z_]+)$")
 QUOTED = re.compile(r"“(?P<name>[^”]+)”")
-RESOURCE_LABELS = {"featureflag": "feature flag", "eventdefinition": "event definition"}
-# action → (singular, plural, preposition): "3 edits to Revenue dashboard"
-ACTIONS = {
-    "created": ("creation", "creations", "of"),
-    "updated": ("edit", "edits", "to"),
-    "deleted": ("deletion", "deletions", "of"),
-    "sent": ("send", "sends", "of"),
-    "failed": ("failed send", "failed sends", "of"),
-}
 CATEGORY_LABELS = {
     "alert": "Alerts",
     "activity": "Activity",
@@ -245,14 +238,13 @@ class DigestView:
 
 def _about(item: Item) -> tuple[str, str, str]:
     """(subject key, kind, headline) of the group an item belongs to, within its team."""
-    match = ACTIVITY_EVENT.match(item.event_name or "")
-    if match:
-        resource = match["type"]
-        label = RESOURCE_LABELS.get(resource, resource)
-        action = match["action"]
+    activity = parse_activity_event_name(item.event_name or "")
+    if activity:
+        resource, action = activity
+        label = resource_label(resource)
         quoted = QUOTED.search(item.title)
         name = f"{quoted['name']} {label}" if quoted else f"a {label}"
-        _, many, prep = ACTIONS.get(action, (action, action, "on"))
+        _, many, prep = ACTIVITY_TOPICS.get(action, (action, action, "on"))
         key = f"resource:{item.url or item.title}"
         return key, action, f"{{n}} {many} {prep} {name}"
     if item.trigger_id is not None:

@@ -30,22 +30,13 @@ from notifications.services import (
     notification_visible,
     trigger_values,
 )
+from notifications.triggers import ACTIVITY_ACTIONS, OPERATOR_LABELS
 from notifications.unsubscribe import preference_unsubscribe
 from workspace.models import Cohort, Experiment, Insight, UserProfile, teams_of, zone_in_effect
+from workspace.vocabulary import RESOURCE_TYPES
 
 PAGE_SIZE = 50
 
-ACTIVITY_ACTIONS = ("created", "updated", "deleted", "sent", "failed")
-RESOURCE_TYPES = (
-    ("dashboard", "Dashboards"),
-    ("insight", "Insights"),
-    ("featureflag", "Feature flags"),
-    ("experiment", "Experiments"),
-    ("survey", "Surveys"),
-    ("eventdefinition", "Event definitions"),
-    ("cohort", "Cohorts"),
-    ("subscription", "Subscriptions"),
-)
 COMMON_TIMEZONES = (
     "UTC",
     "Europe/London",
@@ -270,21 +261,9 @@ def _trigger_form(request, trigger: Trigger | None):
                 else None
                 for d in registry.DECLARATIONS
             },
-            "operators": [
-                ("exact", "equals"),
-                ("is_not", "does not equal"),
-                ("icontains", "contains"),
-                ("regex", "matches regex"),
-                ("gt", ">"),
-                ("gte", "≥"),
-                ("lt", "<"),
-                ("lte", "≤"),
-                ("is_set", "is set"),
-                ("is_not_set", "is not set"),
-                ("in", "is one of"),
-            ],
+            "operators": [(op.value, menu) for op, (menu, _) in OPERATOR_LABELS.items()],
             "actions": ACTIVITY_ACTIONS,
-            "resource_types": RESOURCE_TYPES,
+            "resource_types": [(kind, plural) for kind, (_, plural) in RESOURCE_TYPES.items()],
             "created": request.GET.get("created") == "1",
             "default_interval_minutes": int(DEFAULT_INTERVAL.total_seconds() // 60),
             **resources,

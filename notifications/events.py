@@ -23,7 +23,9 @@ import orjson
 
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 200
-SYSTEM_NAME_PREFIXES = ("activity.", "check.")
+ACTIVITY_PREFIX = "activity."
+CHECK_PREFIX = "check."
+SYSTEM_NAME_PREFIXES = (ACTIVITY_PREFIX, CHECK_PREFIX)
 """Event names the system itself publishes (activity on resources, scheduled checks); no
 client may send one, or it could forge "someone deleted …" alerts."""
 SYSTEM_NAME = "names starting with activity. or check. are reserved for the system's own events"
@@ -126,6 +128,21 @@ _SOURCES = {s.value: s for s in Source}
 
 def is_system_name(name: str) -> bool:
     return name.startswith(SYSTEM_NAME_PREFIXES)
+
+
+_ACTIVITY_NAME = re.compile(r"^activity\.(?P<type>[a-z_]+)\.(?P<action>[a-z_]+)$")
+
+
+def activity_event_name(resource_type: str, action: str) -> str:
+    """The name of the event for ``action`` on a resource: ``activity.<type>.<action>``."""
+    return f"{ACTIVITY_PREFIX}{resource_type}.{action}"
+
+
+def parse_activity_event_name(name: str) -> tuple[str, str] | None:
+    """(resource type, action) of a name :func:`activity_event_name` wrote; None for any
+    other name."""
+    match = _ACTIVITY_NAME.match(name)
+    return (match["type"], match["action"]) if match else None
 
 
 def nul_path(value: Any, path: str) -> str | None:

@@ -12,19 +12,18 @@ from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from notifications import enqueue
-from notifications.events import Actor, Event, Source, Subject
+from notifications.events import Actor, Event, Source, Subject, activity_event_name
 from notifications.models import Outbox
 from workspace.models import ActivityLog
 from workspace.resources import resource_url
 
 log = logging.getLogger(__name__)
 
-ACTIVITY_EVENT = "activity.{resource_type}.{action}"
 
 
 def activity_event(entry: ActivityLog) -> Event:
     return Event(
-        name=ACTIVITY_EVENT.format(resource_type=entry.resource_type, action=entry.action),
+        name=activity_event_name(entry.resource_type, entry.action),
         team_id=entry.team_id,
         org_id=entry.team.organization_id,
         source=Source.ACTIVITY,

@@ -20,23 +20,24 @@ from typing import Any
 
 from notifications.events import Event, Source
 from notifications.triggers import IN_APP_ONLY, ChannelSpec, CompiledTrigger, Kind, Mode
+from workspace.vocabulary import Action, resource_label
 
-ACTIVITY_VERBS = {
-    "created": "created",
-    "updated": "edited",
-    "deleted": "deleted",
-    "sent": "sent",
-    "failed": "failed to send",
+ACTIVITY_VERBS: dict[str, str] = {
+    Action.CREATED: "created",
+    Action.UPDATED: "edited",
+    Action.DELETED: "deleted",
+    Action.SENT: "sent",
+    Action.FAILED: "failed to send",
 }
-ACTIVITY_TOPICS = {
-    "created": ("creation of", "creations of"),
-    "updated": ("edit to", "edits to"),
-    "deleted": ("deletion of", "deletions of"),
-    "sent": ("send of", "sends of"),
-    "failed": ("failed send of", "failed sends of"),
+ACTIVITY_TOPICS: dict[str, tuple[str, str, str]] = {
+    Action.CREATED: ("creation", "creations", "of"),
+    Action.UPDATED: ("edit", "edits", "to"),
+    Action.DELETED: ("deletion", "deletions", "of"),
+    Action.SENT: ("send", "sends", "of"),
+    Action.FAILED: ("failed send", "failed sends", "of"),
 }
-"""How a summary counts activity on one resource ("3 edits to Revenue")."""
-RESOURCE_LABELS = {"featureflag": "feature flag", "eventdefinition": "event definition"}
+"""How a summary counts activity on one resource: (singular, plural, preposition), as in
+"3 edits to Revenue" (here and in digests)."""
 MAX_BODY_PROPERTIES = 6
 TITLE_LENGTH = 400
 """``Notification.title``'s width: drafts are cut to it."""
@@ -145,10 +146,6 @@ class Audience:
         )
 
 
-def _label(resource_type: str) -> str:
-    return RESOURCE_LABELS.get(resource_type, resource_type)
-
-
 def _format_value(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "…"
@@ -173,9 +170,8 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
     if trigger is None or trigger.kind == Kind.ACTIVITY:
         action = str(event.properties.get("action", ""))
         actor = event.actor.name if event.actor else "Someone"
-        what = (
-            f"{_label(event.subject.type)} “{event.subject.name}”" if event.subject else event.name
-        )
+        subject = event.subject
+        what = f"{resource_label(subject.type)} “{subject.name}”" if subject else event.name
         title = f"{actor} {ACTIVITY_VERBS.get(action, action)} {what}"
         changes = event.properties.get("changes")
         body = (
@@ -208,8 +204,8 @@ def topic(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str]:
     checkout_error"."""
     if (trigger is None or trigger.kind == Kind.ACTIVITY) and event.subject is not None:
         action = str(event.properties.get("action", ""))
-        one, many = ACTIVITY_TOPICS.get(action, (f"{action} of", f"{action} of"))
-        return f"{one} {event.subject.name}", f"{many} {event.subject.name}"
+        one, many, prep = ACTIVITY_TOPICS.get(action, (action, action, "of"))
+        return f"{one} {prep} {event.subject.name}", f"{many} {prep} {event.subject.name}"
     return event.name, ""
 
 

@@ -39,6 +39,7 @@ from notifications.models import (
 from notifications.planning import announcement_draft
 from notifications.quiet import dnd_label
 from notifications.secrets import encrypt
+from notifications.triggers import ACTIVITY_ACTIONS, OPERATOR_LABELS, Operator
 from workspace.models import Membership, UserProfile, zone_in_effect
 
 
@@ -178,29 +179,15 @@ class NotificationActionRefused(Exception):
     """The action cannot be done for a reason the caller should read (a 400, not a 404)."""
 
 
-_OPERATOR_TEXT = {
-    "exact": "is",
-    "is_not": "is not",
-    "icontains": "contains",
-    "regex": "matches",
-    "gt": ">",
-    "gte": "≥",
-    "lt": "<",
-    "lte": "≤",
-    "in": "is one of",
-}
-
-
 def _filter_text(item: Mapping[str, Any]) -> str:
     prop, op, value = item.get("property", "?"), item.get("operator", "exact"), item.get("value")
-    if op == "is_set":
-        return f"{prop} is set"
-    if op == "is_not_set":
-        return f"{prop} is not set"
-    if op == "in" and isinstance(value, list):
+    said = OPERATOR_LABELS[op][1] if op in OPERATOR_LABELS else op
+    if op in (Operator.IS_SET, Operator.IS_NOT_SET):
+        return f"{prop} {said}"
+    if op == Operator.IN and isinstance(value, list):
         shown = ", ".join(json.dumps(v) for v in value)
-        return f"{prop} is one of {shown}"
-    return f"{prop} {_OPERATOR_TEXT.get(op, op)} {json.dumps(value)}"
+        return f"{prop} {said} {shown}"
+    return f"{prop} {said} {json.dumps(value)}"
 
 
 def trigger_describe(*, kind: str, config: Mapping[str, Any]) -> str:
@@ -217,7 +204,7 @@ def trigger_describe(*, kind: str, config: Mapping[str, Any]) -> str:
             f"{config.get('window_minutes', '?')} minutes{where}"
         )
     if kind == TriggerKind.ACTIVITY:
-        actions = config.get("actions") or ["created", "updated", "deleted", "sent", "failed"]
+        actions = config.get("actions") or ACTIVITY_ACTIONS
         types = config.get("resource_types") or []
         what = " or ".join(str(t).replace("_", " ") for t in types) if types else "a resource"
         return f"When someone else {', '.join(map(str, actions))} {what} you own or follow"

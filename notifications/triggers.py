@@ -32,7 +32,8 @@ from typing import Any
 import re2
 from django.db.models.enums import TextChoices  # plain enums: no settings, no database
 
-from notifications.events import MAX_NAME_LENGTH, SYSTEM_NAME, is_system_name
+from notifications.events import ACTIVITY_PREFIX, MAX_NAME_LENGTH, SYSTEM_NAME, is_system_name
+from workspace.vocabulary import Action
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,23 @@ class Operator(StrEnum):
     IS_SET = "is_set"
     IS_NOT_SET = "is_not_set"
     IN = "in"
+
+
+OPERATOR_LABELS = {
+    Operator.EXACT: ("equals", "is"),
+    Operator.IS_NOT: ("does not equal", "is not"),
+    Operator.ICONTAINS: ("contains", "contains"),
+    Operator.REGEX: ("matches regex", "matches"),
+    Operator.GT: (">", ">"),
+    Operator.GTE: ("≥", "≥"),
+    Operator.LT: ("<", "<"),
+    Operator.LTE: ("≤", "≤"),
+    Operator.IS_SET: ("is set", "is set"),
+    Operator.IS_NOT_SET: ("is not set", "is not set"),
+    Operator.IN: ("is one of", "is one of"),
+}
+"""Each operator as the trigger form's menu shows it, and as a sentence describing a filter
+says it ("amount > 100", "path is \"/home\"")."""
 
 
 class Mode(StrEnum):
@@ -187,7 +205,7 @@ def channel_specs(data: Any) -> tuple[ChannelSpec, ...]:
     return specs or IN_APP_ONLY
 
 
-ACTIVITY_ACTIONS = ("created", "updated", "deleted", "sent", "failed")
+ACTIVITY_ACTIONS = tuple(Action.values)
 
 
 class InvalidTrigger(ValueError):
@@ -655,9 +673,6 @@ def compile_trigger(
     )
 
 
-ACTIVITY_EVENT_PREFIX = "activity."
-
-
 class TriggerIndex:
     """Stream triggers grouped by ``(team_id, event_name)``, activity triggers by team, and
     every trigger by id (for events a scheduled check published). A refused trigger is
@@ -677,7 +692,7 @@ class TriggerIndex:
                 self._by_event[(trigger.team_id, trigger.event_name)].append(trigger)
 
     def candidates(self, team_id: int, event_name: str) -> list[CompiledTrigger]:
-        if event_name.startswith(ACTIVITY_EVENT_PREFIX):
+        if event_name.startswith(ACTIVITY_PREFIX):
             return self._activity.get(team_id, [])
         return self._by_event.get((team_id, event_name), [])
 

@@ -20,6 +20,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from workspace.models import ActivityLog, Resource, Subscription
+from workspace.vocabulary import Action
 
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("activity_request", default=None)
 _actor: contextvars.ContextVar[Any] = contextvars.ContextVar("activity_actor", default=None)
@@ -123,17 +124,17 @@ def on_resource_saved(sender, instance, created, raw=False, **kwargs) -> None:
         return
     after = snapshot(instance)
     if created:
-        log_activity(instance, ActivityLog.Action.CREATED)
+        log_activity(instance, Action.CREATED)
     else:
         changes = changed_fields(getattr(instance, "_activity_before", {}), after)
         if changes:
-            log_activity(instance, ActivityLog.Action.UPDATED, changes=changes)
+            log_activity(instance, Action.UPDATED, changes=changes)
     instance._activity_before = after
 
 
 def on_resource_deleted(sender, instance, **kwargs) -> None:
     if issubclass(sender, Resource):
-        log_activity(instance, ActivityLog.Action.DELETED)
+        log_activity(instance, Action.DELETED)
 
 
 def subscription_delivered(
@@ -147,6 +148,6 @@ def subscription_delivered(
             )
         return log_activity(
             subscription,
-            ActivityLog.Action.SENT if ok else ActivityLog.Action.FAILED,
+            Action.SENT if ok else Action.FAILED,
             changes={"error": {"before": None, "after": error}} if error else None,
         )

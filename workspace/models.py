@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from workspace.vocabulary import Action
+
 log = logging.getLogger(__name__)
 
 
@@ -213,13 +215,6 @@ class Subscription(Resource):
 
 class ActivityLog(models.Model):
     """Who did what to which resource, with the changed fields' before and after values."""
-
-    class Action(models.TextChoices):
-        CREATED = "created"
-        UPDATED = "updated"
-        DELETED = "deleted"
-        SENT = "sent"
-        FAILED = "failed"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="activity")
     actor = models.ForeignKey(

@@ -199,7 +199,7 @@ function fill(trigger) {
   (config.filters ?? []).forEach(addFilter);
   $("#f-count").value = config.count ?? "";
   $("#f-window-minutes").value = config.window_minutes ?? "";
-  const actions = config.actions ?? ["created", "updated", "deleted", "sent", "failed"];
+  const actions = config.actions ?? [...form.querySelectorAll('[name="actions"]')].map((el) => el.value);
   form.querySelectorAll('[name="actions"]').forEach((el) => { el.checked = actions.includes(el.value); });
   const types = config.resource_types ?? [];
   form.querySelectorAll('[name="resource_types"]').forEach((el) => { el.checked = types.includes(el.value); });
