@@ -37,7 +37,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.utils import timezone
+from django.utils.functional import lazy
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import permissions, serializers
 from rest_framework.decorators import action
@@ -48,21 +50,22 @@ from api.errors import FIELD_ERRORS, FlatErrorsMixin, flat_errors
 from api.permissions import CallerTeamField, TeamScopedViewSet, is_org_admin
 from notifications import services
 from notifications.channels import registry
-from notifications.models import Trigger, TriggerKind
+from notifications.models import Trigger
 from notifications.triggers import (
+    KINDS,
     MAX_CHANNELS,
     MAX_ROLLUP_ITEMS,
     MAX_SUBSCRIBERS,
     MAX_WINDOW_SECONDS,
     MIN_WINDOW_SECONDS,
-    STREAM_KINDS,
     InvalidTrigger,
     Mode,
     TriggerIndex,
     compile_trigger,
+    is_stream,
     validate_config,
 )
-from workspace.models import Cohort, Experiment, Insight, Membership, Role
+from workspace.models import Membership, Role
 
 EDITOR_ROLES = (Role.ADMIN, Role.OWNER)
 CRITICAL_REACH = ("kind", "config", "channels", "subscribers")
@@ -72,6 +75,10 @@ MAX_TEST_EVENTS = 100
 
 def _choices_message(noun: str, choices: Iterable[str]) -> str:
     return f"unknown {noun} '{{input}}'; use one of " + ", ".join(choices)
+
+
+_KIND_CHOICES_MESSAGE = lazy(lambda: _choices_message("kind", KINDS), str)()
+"""Read when a kind is refused, so it lists every declared kind."""
 
 
 # --- body parts -------------------------------------------------------------------------
@@ -204,11 +211,7 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
         model = Trigger
         fields = ["id", *services.TRIGGER_FIELDS, "owner", "created_at", "updated_at"]
         read_only_fields = ["owner", "created_at", "updated_at"]
-        extra_kwargs = {
-            "kind": {
-                "error_messages": {"invalid_choice": _choices_message("kind", TriggerKind.values)}
-            }
-        }
+        extra_kwargs = {"kind": {"error_messages": {"invalid_choice": _KIND_CHOICES_MESSAGE}}}
 
     def to_internal_value(self, data):
         """Report config errors together with field errors, so a form learns everything
@@ -254,9 +257,6 @@ class TriggerSerializer(TriggerDestinationSerializer, serializers.ModelSerialize
         return attrs
 
 
-FILTERED_KINDS = frozenset({TriggerKind.EVENT, TriggerKind.EVENT_COUNT})
-
-
 def _reach_changes(trigger: Trigger, attrs: dict[str, Any]) -> list[str]:
     """The fields of :data:`CRITICAL_REACH` this body changes (a PUT repeating them does not)."""
     changed = []
@@ -283,13 +283,22 @@ def config_errors(kind: str, config: Any) -> dict[str, list[str]]:
         validate_config(kind, config)
     except InvalidTrigger as exc:
         return {path: [message] for path, message in exc.errors.items()}
-    if kind not in FILTERED_KINDS and config.get("filters"):
-        return {"config.filters": [f"only event and event_count triggers take filters, not {kind}"]}
+    if not KINDS[kind].filters and config.get("filters"):
+        takers = " and ".join(k for k, spec in KINDS.items() if spec.filters)
+        return {"config.filters": [f"only {takers} triggers take filters, not {kind}"]}
     return {}
 
 
-CONFIG_REFERENCES = {"insight_id": Insight, "experiment_id": Experiment, "cohort_id": Cohort}
-"""Config keys naming a resource, which must be one of the trigger's team."""
+def _config_references() -> dict[str, Any]:
+    """Config keys naming a resource (the kinds' ``resource`` form fields), which must be
+    one of the trigger's team, and the model of each."""
+    return {
+        field.key: apps.get_model(field.resource)
+        for spec in KINDS.values()
+        for section in spec.form
+        for field in section.fields
+        if field.type == "resource"
+    }
 
 
 def _reference_errors(team, config: dict[str, Any]) -> dict[str, list[str]]:
@@ -299,7 +308,7 @@ def _reference_errors(team, config: dict[str, Any]) -> dict[str, list[str]]:
         return {}
     return {
         f"config.{key}": [f"{model._meta.verbose_name} {config[key]} does not exist in this team"]
-        for key, model in CONFIG_REFERENCES.items()
+        for key, model in _config_references().items()
         if key in config and not model.objects.filter(team=team, pk=config[key]).exists()
     }
 
@@ -452,7 +461,7 @@ class TriggerViewSet(FlatErrorsMixin, TeamScopedViewSet):
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
         trigger = self.get_object()
-        if trigger.kind not in STREAM_KINDS:
+        if not is_stream(trigger.kind):
             raise ValidationError(
                 {"kind": [f"{trigger.kind} triggers are checked on a schedule, not on events"]}
             )

@@ -217,14 +217,15 @@ def analyze() -> None:
 
 
 def create_triggers(world: World, scenario: str) -> int:
-    from notifications.models import Trigger, TriggerKind
+    from notifications.models import Trigger
+    from notifications.triggers import Kind
 
     def trigger(team_id: int, owner_id: int, event: str, filters: list[dict[str, Any]]) -> Trigger:
         return Trigger(
             team_id=team_id,
             owner_id=owner_id,
             name=f"{event} on team {team_id}",
-            kind=TriggerKind.EVENT,
+            kind=Kind.EVENT,
             config={"event": event, "filters": filters},
             event_name=event,  # bulk_create skips Trigger.save(), which fills it
             channels=[{"type": "in_app"}],

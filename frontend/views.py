@@ -12,6 +12,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.apps import apps
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from notifications.attention import held_summary
 from notifications.channels import in_app, registry
 from notifications.checks import DEFAULT_INTERVAL
-from notifications.models import Category, Notification, Preference, Trigger, TriggerKind
+from notifications.models import Category, Notification, Preference, Trigger
 from notifications.services import (
     CRITICAL_CHOICES,
     notification_dnd_state,
@@ -30,9 +31,15 @@ from notifications.services import (
     notification_visible,
     trigger_values,
 )
-from notifications.triggers import ACTIVITY_ACTIONS, OPERATOR_LABELS
+from notifications.triggers import (
+    ACTIVITY_ACTIONS,
+    OPERATOR_LABELS,
+    form_sections,
+    kind_choices,
+    scheduled_kinds,
+)
 from notifications.unsubscribe import preference_unsubscribe
-from workspace.models import Cohort, Experiment, Insight, UserProfile, teams_of, zone_in_effect
+from workspace.models import UserProfile, teams_of, zone_in_effect
 from workspace.vocabulary import RESOURCE_TYPES
 
 PAGE_SIZE = 50
@@ -234,17 +241,30 @@ def trigger_list(request):
     return _page(request, "frontend/trigger_list.html", {"rows": rows}, nav="triggers")
 
 
+def _resource_rows(model_label: str, team_ids: list[int]) -> list[dict]:
+    """The rows a ``resource`` field of a kind offers: the caller's teams' rows of that
+    model, by name (the page shows those of the chosen team)."""
+    if not model_label:
+        return []
+    rows = apps.get_model(model_label).objects.filter(team_id__in=team_ids)
+    return list(rows.order_by("name").values("id", "name", "team_id"))
+
+
 def _trigger_form(request, trigger: Trigger | None):
     teams = list(teams_of(request.user).order_by("name"))
     team_ids = [team.id for team in teams]
-    resources = {
-        name: list(
-            model.objects.filter(team_id__in=team_ids)
-            .order_by("name")
-            .values("id", "name", "team_id")
-        )
-        for name, model in (("insights", Insight), ("experiments", Experiment), ("cohorts", Cohort))
-    }
+    sections = [
+        {
+            "name": section.name,
+            "legend": section.legend,
+            "kinds": " ".join(kinds),
+            "fields": [
+                {"field": field, "rows": _resource_rows(field.resource, team_ids)}
+                for field in section.fields
+            ],
+        }
+        for section, kinds in form_sections()
+    ]
     initial = trigger_values(trigger=trigger) if trigger else None
     return _page(
         request,
@@ -253,7 +273,9 @@ def _trigger_form(request, trigger: Trigger | None):
             "trigger": trigger,
             "initial": initial,
             "teams": teams,
-            "kinds": TriggerKind.choices,
+            "kinds": kind_choices(),
+            "sections": sections,
+            "scheduled_kinds": " ".join(scheduled_kinds()),
             "channels": registry.CHOICES,
             "channel_targets": {
                 d.type: {"label": d.target.label, "placeholder": d.target.placeholder}
@@ -266,7 +288,6 @@ def _trigger_form(request, trigger: Trigger | None):
             "resource_types": [(kind, plural) for kind, (_, plural) in RESOURCE_TYPES.items()],
             "created": request.GET.get("created") == "1",
             "default_interval_minutes": int(DEFAULT_INTERVAL.total_seconds() // 60),
-            **resources,
         },
         nav="triggers",
     )

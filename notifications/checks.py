@@ -7,6 +7,10 @@ an experiment going into FIRING (an insight that stays above its bound notifies 
 at every check), and every change of a cohort's members in the trigger's direction (each
 entry, or each exit, names who).
 
+The scheduled kinds are those ``triggers.KINDS`` declares without ``stream``; each
+declaration names its evaluator here (``evaluator``), a function ``(config, trigger,
+previous check) -> Outcome`` that raises :class:`CheckError` when its data is unusable.
+
 Each trigger is checked on its own: its check holds a lock on the trigger row and reads
 the newest check under it, so two overlapping runs never both see the same transition, and
 the event id is derived from trigger × previous check × news, so even a replay of the same
@@ -25,12 +29,15 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from notifications.events import Event, Source, Subject
-from notifications.models import Outbox, Trigger, TriggerCheck, TriggerKind
+from notifications.models import Outbox, Trigger, TriggerCheck
 from notifications.outbox import nudge_relay_after_commit
 from notifications.triggers import (
+    KINDS,
     ThresholdState,
+    scheduled_kinds,
     threshold_measure,
     threshold_state,
     usable_config,
@@ -40,11 +47,6 @@ from workspace.resources import resource_url
 
 log = logging.getLogger(__name__)
 
-CHECK_KINDS = (
-    TriggerKind.INSIGHT_THRESHOLD,
-    TriggerKind.EXPERIMENT_SIGNIFICANCE,
-    TriggerKind.COHORT_MEMBERSHIP,
-)
 DEFAULT_INTERVAL = timedelta(minutes=15)
 CHECK_EVENT_NAMESPACE = uuid.UUID("2f6b8f0e-93c4-4d59-8a0e-6d1f4b7c2a93")
 """Fixed forever: a check event's id is uuid5 of this and trigger × previous check × news."""
@@ -74,7 +76,9 @@ def _into_firing(state: ThresholdState, previous: TriggerCheck | None) -> str | 
     return "firing" if state == ThresholdState.FIRING and not was_firing else None
 
 
-def _insight(config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | None) -> Outcome:
+def insight_threshold(
+    config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | None
+) -> Outcome:
     insight = Insight.objects.filter(pk=config["insight_id"], team_id=trigger.team_id).first()
     if insight is None:
         raise CheckError(f"insight {config['insight_id']} does not exist in this team")
@@ -115,7 +119,9 @@ def _insight(config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | 
     )
 
 
-def _experiment(config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | None) -> Outcome:
+def experiment_significance(
+    config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | None
+) -> Outcome:
     experiment = Experiment.objects.filter(
         pk=config["experiment_id"], team_id=trigger.team_id
     ).first()
@@ -155,7 +161,9 @@ def _member_ids(members: Any, cohort: Cohort) -> set[str]:
 MAX_NAMED = 5
 
 
-def _cohort(config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | None) -> Outcome:
+def cohort_membership(
+    config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | None
+) -> Outcome:
     cohort = Cohort.objects.filter(pk=config["cohort_id"], team_id=trigger.team_id).first()
     if cohort is None:
         raise CheckError(f"cohort {config['cohort_id']} does not exist in this team")
@@ -181,13 +189,6 @@ def _cohort(config: dict[str, Any], trigger: Trigger, previous: TriggerCheck | N
         snapshot={"members": sorted(now_members)},
         news=f"{verb}:{','.join(named)}" if changed else None,
     )
-
-
-EVALUATORS = {
-    TriggerKind.INSIGHT_THRESHOLD: _insight,
-    TriggerKind.EXPERIMENT_SIGNIFICANCE: _experiment,
-    TriggerKind.COHORT_MEMBERSHIP: _cohort,
-}
 
 
 def is_due(trigger: Trigger, last: TriggerCheck | None, now: datetime) -> bool:
@@ -234,7 +235,8 @@ def check_trigger(
         try:
             if config is None:
                 raise CheckError(f"its stored config is {refusal}")
-            outcome = EVALUATORS[TriggerKind(trigger.kind)](config, trigger, previous)
+            evaluate = import_string(KINDS[trigger.kind].evaluator)
+            outcome = evaluate(config, trigger, previous)
         except CheckError as exc:
             return _record_error(trigger, now=now, error=str(exc), snapshot=carried)
         record = TriggerCheck.objects.create(
@@ -298,7 +300,8 @@ def run_due_checks(*, now: datetime | None = None) -> int:
     record with the error and a log line naming it; the others go on."""
     now = now or timezone.now()
     checked = 0
-    triggers = Trigger.objects.filter(kind__in=CHECK_KINDS, enabled=True).select_related("team")
+    scheduled = Trigger.objects.filter(kind__in=scheduled_kinds(), enabled=True)
+    triggers = scheduled.select_related("team")
     for trigger in triggers:
         try:
             record = check_trigger(trigger, now=now, only_if_due=True)

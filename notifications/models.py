@@ -10,11 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from notifications.channels import registry
-from notifications.triggers import Kind, ThresholdState
+from notifications.triggers import ThresholdState, kind_choices
 from workspace.models import Team
-
-TriggerKind = Kind
-"""The kinds and their labels live in the pure module (which imports no models)."""
 
 
 class Category(models.TextChoices):
@@ -84,7 +81,9 @@ class Trigger(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_triggers"
     )
     name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=32, choices=TriggerKind.choices)
+    kind = models.CharField(max_length=32, choices=kind_choices)
+    """Its choices are read from the kinds' declarations (``triggers.KINDS``) when asked, so
+    no stored list of kinds is kept in step (and a new kind needs no migration)."""
     config = models.JSONField(default=dict, blank=True)
     channels = models.JSONField(default=list, blank=True)
     delivery = models.JSONField(default=dict, blank=True)

@@ -20,7 +20,6 @@ from workspace.resources import resource_url
 log = logging.getLogger(__name__)
 
 
-
 def activity_event(entry: ActivityLog) -> Event:
     return Event(
         name=activity_event_name(entry.resource_type, entry.action),

@@ -19,7 +19,14 @@ from datetime import datetime
 from typing import Any
 
 from notifications.events import Event, Source
-from notifications.triggers import IN_APP_ONLY, ChannelSpec, CompiledTrigger, Kind, Mode
+from notifications.triggers import (
+    CHECK_TITLE,
+    IN_APP_ONLY,
+    KINDS,
+    ChannelSpec,
+    CompiledTrigger,
+    Mode,
+)
 from workspace.vocabulary import Action, resource_label
 
 ACTIVITY_VERBS: dict[str, str] = {
@@ -167,7 +174,8 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
     value of an unexpected type (``changes`` that is not an object) renders as text or
     not at all, never raises."""
     subject_url = event.subject.url if event.subject else ""
-    if trigger is None or trigger.kind == Kind.ACTIVITY:
+    title_template = KINDS[trigger.kind].title if trigger is not None else None
+    if trigger is None or title_template is None:
         action = str(event.properties.get("action", ""))
         actor = event.actor.name if event.actor else "Someone"
         subject = event.subject
@@ -180,29 +188,25 @@ def render(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str, str
             else ""
         )
         return "activity", title, body, subject_url
-    if event.source == Source.CHECK:
-        return (
-            "alert",
-            alert_title(trigger.name, str(event.properties.get("summary", event.name))),
-            "",
-            subject_url,
-        )
-    if trigger.kind == Kind.EVENT_COUNT:
-        title = (
-            f"{trigger.name}: {event.name} seen {trigger.count} times "
-            f"within {trigger.window_minutes} minutes"
-        )
-        return "alert", title, "", subject_url
-    shown = list(event.properties.items())[:MAX_BODY_PROPERTIES]
-    body = ", ".join(f"{k}={_format_value(v)}" for k, v in shown)
-    return "alert", alert_title(trigger.name, event.name), body, subject_url
+    checked = event.source == Source.CHECK
+    what = (CHECK_TITLE if checked else title_template).format(
+        event=event.name,
+        count=trigger.count,
+        window_minutes=trigger.window_minutes,
+        summary=event.properties.get("summary", event.name),
+    )
+    body = ""
+    if KINDS[trigger.kind].lists_properties and not checked:
+        shown = list(event.properties.items())[:MAX_BODY_PROPERTIES]
+        body = ", ".join(f"{k}={_format_value(v)}" for k, v in shown)
+    return "alert", alert_title(trigger.name, what), body, subject_url
 
 
 def topic(event: Event, trigger: CompiledTrigger | None) -> tuple[str, str]:
     """What a summary counts this match as: (singular, plural) for activity on a resource
     ("edit to Revenue", "edits to Revenue"), else (event name, "") counted as "9 ×
     checkout_error"."""
-    if (trigger is None or trigger.kind == Kind.ACTIVITY) and event.subject is not None:
+    if (trigger is None or KINDS[trigger.kind].title is None) and event.subject is not None:
         action = str(event.properties.get("action", ""))
         one, many, prep = ACTIVITY_TOPICS.get(action, (action, action, "of"))
         return f"{one} {prep} {event.subject.name}", f"{many} {prep} {event.subject.name}"

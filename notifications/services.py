@@ -10,7 +10,6 @@ which only ever reach the user's own rows).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -33,13 +32,12 @@ from notifications.models import (
     Notification,
     Preference,
     Trigger,
-    TriggerKind,
     trigger_revision_bump,
 )
 from notifications.planning import announcement_draft
 from notifications.quiet import dnd_label
 from notifications.secrets import encrypt
-from notifications.triggers import ACTIVITY_ACTIONS, OPERATOR_LABELS, Operator
+from notifications.triggers import describe_trigger
 from workspace.models import Membership, UserProfile, zone_in_effect
 
 
@@ -179,54 +177,6 @@ class NotificationActionRefused(Exception):
     """The action cannot be done for a reason the caller should read (a 400, not a 404)."""
 
 
-def _filter_text(item: Mapping[str, Any]) -> str:
-    prop, op, value = item.get("property", "?"), item.get("operator", "exact"), item.get("value")
-    said = OPERATOR_LABELS[op][1] if op in OPERATOR_LABELS else op
-    if op in (Operator.IS_SET, Operator.IS_NOT_SET):
-        return f"{prop} {said}"
-    if op == Operator.IN and isinstance(value, list):
-        shown = ", ".join(json.dumps(v) for v in value)
-        return f"{prop} {said} {shown}"
-    return f"{prop} {said} {json.dumps(value)}"
-
-
-def trigger_describe(*, kind: str, config: Mapping[str, Any]) -> str:
-    """A trigger's condition as one sentence ("When “checkout_error” is seen where
-    amount > 100"). Pure; tolerates configs that predate today's validation."""
-    event = config.get("event", "")
-    filters = [f for f in config.get("filters") or () if isinstance(f, Mapping)]
-    where = f" where {' and '.join(_filter_text(f) for f in filters)}" if filters else ""
-    if kind == TriggerKind.EVENT:
-        return f"When “{event}” is seen{where}"
-    if kind == TriggerKind.EVENT_COUNT:
-        return (
-            f"When “{event}” is seen {config.get('count', '?')} times within "
-            f"{config.get('window_minutes', '?')} minutes{where}"
-        )
-    if kind == TriggerKind.ACTIVITY:
-        actions = config.get("actions") or ACTIVITY_ACTIONS
-        types = config.get("resource_types") or []
-        what = " or ".join(str(t).replace("_", " ") for t in types) if types else "a resource"
-        return f"When someone else {', '.join(map(str, actions))} {what} you own or follow"
-    if kind == TriggerKind.INSIGHT_THRESHOLD:
-        bounds = []
-        if config.get("upper") is not None:
-            bounds.append(f"goes above {config['upper']}")
-        if config.get("lower") is not None:
-            bounds.append(f"goes below {config['lower']}")
-        relative = " (relative change)" if config.get("change") == "relative" else ""
-        return f"When insight #{config.get('insight_id', '?')} {' or '.join(bounds)}{relative}"
-    if kind == TriggerKind.EXPERIMENT_SIGNIFICANCE:
-        return (
-            f"When experiment #{config.get('experiment_id', '?')} reaches significance "
-            f"(p < {config.get('p_value', 0.05)})"
-        )
-    if kind == TriggerKind.COHORT_MEMBERSHIP:
-        verb = "leaves" if config.get("direction") == "exit" else "enters"
-        return f"When someone {verb} cohort #{config.get('cohort_id', '?')}"
-    return f"A {kind} trigger"
-
-
 _CATEGORY_RULES = {
     Category.ACTIVITY: "Someone else created, changed or deleted something you own or follow",
     Category.ANNOUNCEMENT: "An announcement to everyone in your organization",
@@ -260,7 +210,7 @@ def notification_explain(
     if trigger is not None and trigger.team_id not in set(visible_team_ids):
         trigger = None
     if trigger is not None:
-        rule = trigger_describe(kind=trigger.kind, config=trigger.config or {})
+        rule = describe_trigger(trigger.kind, trigger.config or {})
     else:
         rule = _CATEGORY_RULES.get(notification.category, notification.reason)
     return Explanation(notification=notification, trigger=trigger, rule=rule)

@@ -1,4 +1,9 @@
-"""Trigger conditions: validation of stored configs and their evaluation. Pure functions.
+"""Trigger conditions: the kinds, validation of stored configs and their evaluation. Pure.
+
+Each kind is declared once, as a :class:`KindSpec` in :data:`KINDS` (its label, config
+validation, sentence, title, form fields, and for a scheduled kind its evaluator in
+:mod:`notifications.checks`); the API, the admin, the form page, the checks and planning
+read the declaration and keep no list of kinds of their own.
 
 A stored trigger is compiled once into a :class:`CompiledTrigger`; a :class:`TriggerIndex`
 groups compiled triggers by ``(team_id, event_name)`` so evaluating an event only looks at
@@ -80,20 +85,15 @@ CLAMPED = ("count", "window_minutes", "interval_minutes")
 bound (a shorter window, a lower count): an id beyond its bound names nothing."""
 
 
-class Kind(TextChoices):
-    """The one list of trigger kinds, with the labels the admin and the API schema show
-    (``notifications.models.TriggerKind`` is this class)."""
+class Kind(StrEnum):
+    """The trigger kinds' names; what each one is lives in its declaration in :data:`KINDS`."""
 
-    EVENT = "event", "Event seen"
-    EVENT_COUNT = "event_count", "Event seen N times within M minutes"
-    ACTIVITY = "activity", "Activity on a resource"
-    INSIGHT_THRESHOLD = "insight_threshold", "Insight crosses a threshold"
-    EXPERIMENT_SIGNIFICANCE = "experiment_significance", "Experiment reaches significance"
-    COHORT_MEMBERSHIP = "cohort_membership", "Someone enters or leaves a cohort"
-
-
-STREAM_KINDS = frozenset({Kind.EVENT, Kind.EVENT_COUNT, Kind.ACTIVITY})
-"""Kinds evaluated by the consumer; the others are checked on a schedule."""
+    EVENT = "event"
+    EVENT_COUNT = "event_count"
+    ACTIVITY = "activity"
+    INSIGHT_THRESHOLD = "insight_threshold"
+    EXPERIMENT_SIGNIFICANCE = "experiment_significance"
+    COHORT_MEMBERSHIP = "cohort_membership"
 
 
 class Operator(StrEnum):
@@ -426,45 +426,373 @@ def _validate_activity(config: dict[str, Any], errors: dict[str, str]) -> None:
         )
 
 
+# --- the trigger kinds: one declaration each ------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One config key as the trigger form asks for it. ``integer`` and ``number`` are
+    number inputs; ``choice`` a menu of ``options`` (value, label), shown at ``default``
+    for a config without the key; ``resource`` a menu of the team's rows of the
+    ``workspace`` model ``resource`` (its key holds the row's id, and the API refuses an id
+    of another team)."""
+
+    key: str
+    label: str
+    type: str = "integer"
+    options: tuple[tuple[str, str], ...] = ()
+    default: str = ""
+    resource: str = ""
+    placeholder: str = ""
+    min: str = ""
+    max: str = ""
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return tuple(value for value, _ in self.options)
+
+    @property
+    def html_id(self) -> str:
+        return "f-" + self.key.removesuffix("_id").replace("_", "-")
+
+
+@dataclass(frozen=True)
+class FormSection:
+    """A fieldset of the trigger form, shown for the kinds that list it. A section without
+    fields is one the page draws itself (``event``: the event name and its filters;
+    ``activity``: the actions and resource types)."""
+
+    name: str
+    legend: str
+    fields: tuple[FormField, ...] = ()
+
+
+CHECK_TITLE = "{summary}"
+"""What a check event is called after its trigger's name, whatever the trigger: the check's
+summary of its news."""
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything a trigger kind is, in one place; the API, the admin, the form, the
+    checks and planning read it.
+
+    ``validate`` adds ``{"config.<key>": reason}`` for each bad key of a config (an object);
+    a scheduled kind's ``interval_minutes`` is checked for it. ``describe`` says a config
+    as one sentence and tolerates configs that predate today's rules. ``title`` is what a
+    match is called after the trigger's name (``str.format`` with ``event``, ``count``,
+    ``window_minutes``, ``summary``); None: it reads as activity on a resource.
+    ``evaluator`` (scheduled kinds only) is the dotted path of the function
+    ``(config, trigger, previous check) -> checks.Outcome`` that checks it."""
+
+    kind: str
+    label: str
+    validate: Callable[[dict[str, Any], dict[str, str]], None]
+    describe: Callable[[Mapping[str, Any]], str]
+    stream: bool = False
+    evaluator: str = ""
+    title: str | None = CHECK_TITLE
+    form: tuple[FormSection, ...] = ()
+    filters: bool = False
+    """Takes property ``filters`` (and ``validate`` checks them)."""
+    lists_properties: bool = False
+    """A match's message lists the event's properties."""
+
+
+def _filters_text(config: Mapping[str, Any]) -> str:
+    filters = [f for f in config.get("filters") or () if isinstance(f, Mapping)]
+    return f" where {' and '.join(_filter_text(f) for f in filters)}" if filters else ""
+
+
+def _filter_text(item: Mapping[str, Any]) -> str:
+    prop, op, value = item.get("property", "?"), item.get("operator", "exact"), item.get("value")
+    said = OPERATOR_LABELS[op][1] if op in OPERATOR_LABELS else op
+    if op in (Operator.IS_SET, Operator.IS_NOT_SET):
+        return f"{prop} {said}"
+    if op == Operator.IN and isinstance(value, list):
+        shown = ", ".join(json.dumps(v) for v in value)
+        return f"{prop} {said} {shown}"
+    return f"{prop} {said} {json.dumps(value)}"
+
+
+def _require_choice(config: dict[str, Any], field: FormField, errors: dict[str, str]) -> None:
+    if config.get(field.key, field.default) not in field.values:
+        errors[f"config.{field.key}"] = "must be " + " or ".join(field.values)
+
+
+def _validate_event(config: dict[str, Any], errors: dict[str, str]) -> None:
+    _require_event(config, errors)
+    _validate_filters(config.get("filters"), errors)
+
+
+def _validate_event_count(config: dict[str, Any], errors: dict[str, str]) -> None:
+    _validate_event(config, errors)
+    _require_whole_number(config, "count", errors)
+    _require_whole_number(config, "window_minutes", errors)
+
+
+def _describe_event(config: Mapping[str, Any]) -> str:
+    return f"When “{config.get('event', '')}” is seen{_filters_text(config)}"
+
+
+def _describe_event_count(config: Mapping[str, Any]) -> str:
+    return (
+        f"When “{config.get('event', '')}” is seen {config.get('count', '?')} times within "
+        f"{config.get('window_minutes', '?')} minutes{_filters_text(config)}"
+    )
+
+
+def _describe_activity(config: Mapping[str, Any]) -> str:
+    actions = config.get("actions") or ACTIVITY_ACTIONS
+    types = config.get("resource_types") or []
+    what = " or ".join(str(t).replace("_", " ") for t in types) if types else "a resource"
+    return f"When someone else {', '.join(map(str, actions))} {what} you own or follow"
+
+
+_CHANGE = FormField(
+    "change",
+    "Compare",
+    "choice",
+    options=(
+        ("absolute", "the value itself"),
+        ("relative", "the change since the last check, as a fraction (0.2 = +20 %)"),
+    ),
+    default="absolute",
+)
+
+
+def _validate_insight_threshold(config: dict[str, Any], errors: dict[str, str]) -> None:
+    _require_whole_number(config, "insight_id", errors)
+    upper, lower = config.get("upper"), config.get("lower")
+    if upper is None and lower is None:
+        errors["config.upper"] = "set upper, lower or both"
+    for key, value in (("upper", upper), ("lower", lower)):
+        if value is not None and (reason := _number_error(value)):
+            errors[f"config.{key}"] = reason
+    _require_choice(config, _CHANGE, errors)
+
+
+def _describe_insight_threshold(config: Mapping[str, Any]) -> str:
+    bounds = []
+    if config.get("upper") is not None:
+        bounds.append(f"goes above {config['upper']}")
+    if config.get("lower") is not None:
+        bounds.append(f"goes below {config['lower']}")
+    relative = " (relative change)" if config.get("change") == "relative" else ""
+    return f"When insight #{config.get('insight_id', '?')} {' or '.join(bounds)}{relative}"
+
+
+def _validate_experiment_significance(config: dict[str, Any], errors: dict[str, str]) -> None:
+    _require_whole_number(config, "experiment_id", errors)
+    p_value = config.get("p_value", 0.05)
+    if not _is_number(p_value) or not 0 < p_value < 1:
+        errors["config.p_value"] = f"must be a number between 0 and 1, got {_shown(p_value)}"
+
+
+def _describe_experiment_significance(config: Mapping[str, Any]) -> str:
+    return (
+        f"When experiment #{config.get('experiment_id', '?')} reaches significance "
+        f"(p < {config.get('p_value', 0.05)})"
+    )
+
+
+_DIRECTION = FormField(
+    "direction",
+    "When someone",
+    "choice",
+    options=(("entry", "enters the cohort"), ("exit", "leaves the cohort")),
+    default="entry",
+)
+
+
+def _validate_cohort_membership(config: dict[str, Any], errors: dict[str, str]) -> None:
+    _require_whole_number(config, "cohort_id", errors)
+    _require_choice(config, _DIRECTION, errors)
+
+
+def _describe_cohort_membership(config: Mapping[str, Any]) -> str:
+    verb = "leaves" if config.get("direction") == "exit" else "enters"
+    return f"When someone {verb} cohort #{config.get('cohort_id', '?')}"
+
+
+EVENT_SECTION = FormSection("event", "Event")
+
+KINDS: Mapping[str, KindSpec] = {
+    spec.kind: spec
+    for spec in (
+        KindSpec(
+            Kind.EVENT,
+            "Event seen",
+            _validate_event,
+            _describe_event,
+            stream=True,
+            title="{event}",
+            form=(EVENT_SECTION,),
+            filters=True,
+            lists_properties=True,
+        ),
+        KindSpec(
+            Kind.EVENT_COUNT,
+            "Event seen N times within M minutes",
+            _validate_event_count,
+            _describe_event_count,
+            stream=True,
+            title="{event} seen {count} times within {window_minutes} minutes",
+            form=(
+                EVENT_SECTION,
+                FormSection(
+                    "how_often",
+                    "How often",
+                    (
+                        FormField("count", "At least this many events"),
+                        FormField("window_minutes", "Within (minutes)"),
+                    ),
+                ),
+            ),
+            filters=True,
+        ),
+        KindSpec(
+            Kind.ACTIVITY,
+            "Activity on a resource",
+            _validate_activity,
+            _describe_activity,
+            stream=True,
+            title=None,
+            form=(FormSection("activity", "Activity"),),
+        ),
+        KindSpec(
+            Kind.INSIGHT_THRESHOLD,
+            "Insight crosses a threshold",
+            _validate_insight_threshold,
+            _describe_insight_threshold,
+            evaluator="notifications.checks.insight_threshold",
+            form=(
+                FormSection(
+                    "insight_threshold",
+                    "Insight threshold",
+                    (
+                        FormField(
+                            "insight_id",
+                            "Insight",
+                            "resource",
+                            resource="workspace.Insight",
+                            placeholder="Choose an insight",
+                        ),
+                        FormField("upper", "Alert above", "number", placeholder="upper bound"),
+                        FormField("lower", "Alert below", "number", placeholder="lower bound"),
+                        _CHANGE,
+                    ),
+                ),
+            ),
+        ),
+        KindSpec(
+            Kind.EXPERIMENT_SIGNIFICANCE,
+            "Experiment reaches significance",
+            _validate_experiment_significance,
+            _describe_experiment_significance,
+            evaluator="notifications.checks.experiment_significance",
+            form=(
+                FormSection(
+                    "experiment_significance",
+                    "Experiment",
+                    (
+                        FormField(
+                            "experiment_id",
+                            "Experiment",
+                            "resource",
+                            resource="workspace.Experiment",
+                            placeholder="Choose an experiment",
+                        ),
+                        FormField(
+                            "p_value",
+                            "Significant at p below",
+                            "number",
+                            placeholder="0.05",
+                            min="0",
+                            max="1",
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        KindSpec(
+            Kind.COHORT_MEMBERSHIP,
+            "Someone enters or leaves a cohort",
+            _validate_cohort_membership,
+            _describe_cohort_membership,
+            evaluator="notifications.checks.cohort_membership",
+            form=(
+                FormSection(
+                    "cohort_membership",
+                    "Cohort",
+                    (
+                        FormField(
+                            "cohort_id",
+                            "Cohort",
+                            "resource",
+                            resource="workspace.Cohort",
+                            placeholder="Choose a cohort",
+                        ),
+                        _DIRECTION,
+                    ),
+                ),
+            ),
+        ),
+    )
+}
+"""Every trigger kind, in the order the form and the admin offer them."""
+
+
+def is_stream(kind: str) -> bool:
+    """Whether the consumer evaluates ``kind`` on events (False: checked on a schedule, or
+    not a kind)."""
+    spec = KINDS.get(kind)
+    return spec is not None and spec.stream
+
+
+def scheduled_kinds() -> tuple[str, ...]:
+    """The kinds :mod:`notifications.checks` checks on a schedule."""
+    return tuple(spec.kind for spec in KINDS.values() if not spec.stream)
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """``(kind, label)`` for each kind: ``Trigger.kind``'s choices, read when asked (so a
+    new kind needs no migration)."""
+    return [(str(spec.kind), spec.label) for spec in KINDS.values()]
+
+
+def form_sections() -> list[tuple[FormSection, tuple[str, ...]]]:
+    """The trigger form's kind-specific sections in order, each with the kinds it shows for
+    (the schedule section, shown for :func:`scheduled_kinds`, is the page's own)."""
+    kinds: dict[str, list[str]] = {}
+    sections: dict[str, FormSection] = {}
+    for spec in KINDS.values():
+        for section in spec.form:
+            sections.setdefault(section.name, section)
+            kinds.setdefault(section.name, []).append(spec.kind)
+    return [(section, tuple(kinds[name])) for name, section in sections.items()]
+
+
+def describe_trigger(kind: str, config: Mapping[str, Any]) -> str:
+    """A trigger's condition as one sentence ("When “checkout_error” is seen where
+    amount > 100"). Tolerates configs that predate today's validation."""
+    spec = KINDS.get(kind)
+    return spec.describe(config) if spec else f"A {kind} trigger"
+
+
 def validate_config(kind: Any, config: Any) -> dict[str, Any]:
     """Return ``config`` if it is valid for ``kind``; raise :class:`InvalidTrigger` naming
     each bad field (a path such as ``config.filters[0].value``) and the bound it breaks."""
-    if not isinstance(kind, str) or kind not in Kind.values:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidTrigger(
-            {"kind": f"unknown kind {_shown(kind)}; use one of " + ", ".join(Kind.values)}
+            {"kind": f"unknown kind {_shown(kind)}; use one of " + ", ".join(KINDS)}
         )
-    kind = Kind(kind)
+    spec = KINDS[kind]
     if not isinstance(config, dict):
         raise InvalidTrigger({"config": "must be an object"})
     errors: dict[str, str] = {}
-    if kind in (Kind.EVENT, Kind.EVENT_COUNT):
-        _require_event(config, errors)
-        _validate_filters(config.get("filters"), errors)
-    if kind == Kind.EVENT_COUNT:
-        _require_whole_number(config, "count", errors)
-        _require_whole_number(config, "window_minutes", errors)
-    if kind == Kind.ACTIVITY:
-        _validate_activity(config, errors)
-    if kind == Kind.INSIGHT_THRESHOLD:
-        _require_whole_number(config, "insight_id", errors)
-        upper, lower = config.get("upper"), config.get("lower")
-        if upper is None and lower is None:
-            errors["config.upper"] = "set upper, lower or both"
-        for key, value in (("upper", upper), ("lower", lower)):
-            if value is not None and (reason := _number_error(value)):
-                errors[f"config.{key}"] = reason
-        if config.get("change", "absolute") not in ("absolute", "relative"):
-            errors["config.change"] = "must be absolute or relative"
-    if kind == Kind.EXPERIMENT_SIGNIFICANCE:
-        _require_whole_number(config, "experiment_id", errors)
-        p_value = config.get("p_value", 0.05)
-        if not _is_number(p_value) or not 0 < p_value < 1:
-            errors["config.p_value"] = f"must be a number between 0 and 1, got {_shown(p_value)}"
-    if kind == Kind.COHORT_MEMBERSHIP:
-        _require_whole_number(config, "cohort_id", errors)
-        if config.get("direction", "entry") not in ("entry", "exit"):
-            errors["config.direction"] = "must be entry or exit"
-    if kind not in STREAM_KINDS and "interval_minutes" in config:
+    spec.validate(config, errors)
+    if not spec.stream and "interval_minutes" in config:
         _require_whole_number(config, "interval_minutes", errors)
     if errors:
         raise InvalidTrigger(errors)
@@ -604,7 +932,7 @@ class CompiledTrigger:
 
     id: int
     team_id: int
-    kind: Kind
+    kind: str
     event_name: str
     name: str
     predicates: tuple[Predicate, ...] = ()
@@ -642,12 +970,13 @@ def compile_trigger(
     refused); channels and delivery are read by their total readers."""
     usable, repaired = usable_config(kind, config, trigger_id=id)
     if usable is None:
-        known = Kind(kind) if isinstance(kind, str) and kind in Kind.values else Kind.EVENT
+        known = KINDS[kind].kind if isinstance(kind, str) and kind in KINDS else Kind.EVENT
         return CompiledTrigger(
             id=id, team_id=team_id, kind=known, event_name="", name=name, refused=repaired
         )
-    kind = Kind(kind)
-    filters = (usable.get("filters") or ()) if kind in (Kind.EVENT, Kind.EVENT_COUNT) else ()
+    spec = KINDS[kind]
+    kind = spec.kind
+    filters = (usable.get("filters") or ()) if spec.filters else ()
     # Only the keys validate_config checks for this kind: an unchecked "count" on an
     # event trigger means nothing.
     counting = kind == Kind.EVENT_COUNT
@@ -688,7 +1017,7 @@ class TriggerIndex:
             self.by_id[trigger.id] = trigger
             if trigger.kind == Kind.ACTIVITY:
                 self._activity[trigger.team_id].append(trigger)
-            elif trigger.kind in STREAM_KINDS:
+            elif is_stream(trigger.kind):
                 self._by_event[(trigger.team_id, trigger.event_name)].append(trigger)
 
     def candidates(self, team_id: int, event_name: str) -> list[CompiledTrigger]:

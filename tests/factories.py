@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from notifications import models as n
+from notifications.triggers import Kind
 from workspace import models as w
 
 
@@ -72,7 +73,7 @@ class TriggerFactory(factory.django.DjangoModelFactory):
     team = factory.SubFactory(TeamFactory)
     owner = factory.SubFactory(UserFactory)
     name = factory.Sequence(lambda i: f"Trigger {i}")
-    kind = n.TriggerKind.EVENT
+    kind = Kind.EVENT
     config = factory.LazyFunction(lambda: {"event": "checkout_error", "filters": []})
     channels = factory.LazyFunction(lambda: [{"type": "in_app"}])
     delivery = factory.LazyFunction(lambda: {"mode": "instant"})

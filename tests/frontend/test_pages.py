@@ -22,7 +22,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.frontend.conftest import hours_ago, shot
-from workspace.models import Insight
+from workspace.models import Cohort, Insight
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -338,6 +338,40 @@ def test_scheduled_kinds_and_the_trigger_list(member, web, login):
     expect(rows.nth(1)).to_contain_text("Instant")
     expect(rows.nth(1)).to_contain_text("Web")
     shot(page, "triggers")
+
+
+def test_a_scheduled_trigger_opens_with_its_declared_fields_filled_and_saves_them(
+    member, web, login
+):
+    """The kind's fields are drawn from its declaration: editing shows the stored config
+    in them, and a save sends back what they hold."""
+    left, kept = Cohort.objects.bulk_create(
+        [
+            Cohort(team=web, name="Churned", created_by=member, members=[]),
+            Cohort(team=web, name="Power users", created_by=member, members=[]),
+        ]
+    )
+    trigger = TriggerFactory(
+        team=web,
+        owner=member,
+        name="Power users leave",
+        kind="cohort_membership",
+        config={"cohort_id": kept.pk, "direction": "exit", "interval_minutes": 60},
+    )
+    page = login(member)
+    page.goto(f"/triggers/{trigger.pk}/")
+    page.wait_for_selector("form[data-ready]")
+    expect(page.get_by_label("Cohort", exact=True)).to_have_value(str(kept.pk))
+    expect(page.get_by_label("When someone")).to_have_value("exit")
+    expect(page.get_by_label("Check every (minutes)")).to_have_value("60")
+    expect(page.get_by_label("Insight", exact=True)).to_be_hidden()
+    shot(page, "trigger-cohort-edit")
+    page.get_by_label("Cohort", exact=True).select_option(label="Churned")
+    page.get_by_label("When someone").select_option("entry")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#save-status")).to_have_text("Saved.")
+    trigger.refresh_from_db()
+    assert trigger.config == {"cohort_id": left.pk, "direction": "entry", "interval_minutes": 60}
 
 
 # --- preferences ----------------------------------------------------------------------

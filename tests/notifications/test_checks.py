@@ -245,14 +245,14 @@ def test_a_check_that_raises_errors_alone_and_is_logged_with_its_trigger(
 
     owner = member_of(team)
     first, poisoned, last = _three_threshold_triggers(team, owner)
-    evaluate = checks.EVALUATORS["insight_threshold"]
+    evaluate = checks.insight_threshold
 
     def failing_for_b(config, trigger, previous):
         if trigger.pk == poisoned.pk:
             raise RuntimeError("the insight store is unreachable")
         return evaluate(config, trigger, previous)
 
-    monkeypatch.setitem(checks.EVALUATORS, "insight_threshold", failing_for_b)
+    monkeypatch.setattr(checks, "insight_threshold", failing_for_b)  # its declared evaluator
     with caplog.at_level("ERROR", logger="notifications.checks"):
         assert tasks.run_checks.apply().get() == 3
 

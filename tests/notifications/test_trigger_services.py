@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from api.triggers import TriggerSerializer
 from notifications import services
-from notifications.models import Trigger, TriggerKind, trigger_revision
+from notifications.models import Trigger, trigger_revision
+from notifications.triggers import Kind
 from tests.factories import TriggerFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -46,7 +47,7 @@ def test_creating_raises_the_revision_and_fills_the_defaults(team, owner, member
                 owner=owner,
                 team=team,
                 name="Checkout errors",
-                kind=TriggerKind.EVENT,
+                kind=Kind.EVENT,
                 config={"event": "checkout_error"},
                 subscribers=[teammate.pk],
             )

@@ -126,9 +126,14 @@ function filterValue(operator, text) {
   return text;
 }
 
+/** Whether the element sits in a section of the form shown for this kind. */
+function shownFor(kind, el) {
+  return Boolean(el?.closest("[data-kinds]")?.dataset.kinds.split(" ").includes(kind));
+}
+
 function readConfig(kind) {
   const config = kind === initial.kind ? { ...(initial.config ?? {}) } : {};
-  if (kind === "event" || kind === "event_count") {
+  if (shownFor(kind, form.querySelector('[data-section="event"]'))) {
     config.event = $("#f-event").value.trim();
     config.filters = [...document.querySelectorAll("#filter-rows > li")].map((row) => {
       const operator = row.querySelector('[name="operator"]').value;
@@ -138,31 +143,16 @@ function readConfig(kind) {
       return filter;
     });
   }
-  if (kind === "event_count") {
-    setIfDefined(config, "count", number($("#f-count").value, { integer: true }));
-    setIfDefined(config, "window_minutes", number($("#f-window-minutes").value, { integer: true }));
-  }
-  if (kind === "activity") {
+  if (shownFor(kind, form.querySelector('[data-section="activity"]'))) {
     config.actions = [...form.querySelectorAll('[name="actions"]:checked')].map((el) => el.value);
     config.resource_types = [...form.querySelectorAll('[name="resource_types"]:checked')].map((el) => el.value);
   }
-  if (kind === "insight_threshold") {
-    setIfDefined(config, "insight_id", number($("#f-insight").value, { integer: true }));
-    setIfDefined(config, "upper", number($("#f-upper").value));
-    setIfDefined(config, "lower", number($("#f-lower").value));
-    config.change = $("#f-change").value;
-  }
-  if (kind === "experiment_significance") {
-    setIfDefined(config, "experiment_id", number($("#f-experiment").value, { integer: true }));
-    setIfDefined(config, "p_value", number($("#f-p-value").value));
-  }
-  if (kind === "cohort_membership") {
-    setIfDefined(config, "cohort_id", number($("#f-cohort").value, { integer: true }));
-    config.direction = $("#f-direction").value;
-  }
-  if (["insight_threshold", "experiment_significance", "cohort_membership"].includes(kind)) {
-    setIfDefined(config, "interval_minutes", number($("#f-interval").value, { integer: true }));
-  }
+  // every other field is declared by its kind: data-config names the key, data-type its reading
+  form.querySelectorAll("[data-config]").forEach((el) => {
+    if (!shownFor(kind, el)) return;
+    const type = el.dataset.type;
+    setIfDefined(config, el.dataset.config, type === "choice" ? el.value : number(el.value, { integer: type === "integer" }));
+  });
   return config;
 }
 
@@ -197,21 +187,11 @@ function fill(trigger) {
   $("#f-event").value = config.event ?? "";
   document.getElementById("filter-rows").replaceChildren();
   (config.filters ?? []).forEach(addFilter);
-  $("#f-count").value = config.count ?? "";
-  $("#f-window-minutes").value = config.window_minutes ?? "";
   const actions = config.actions ?? [...form.querySelectorAll('[name="actions"]')].map((el) => el.value);
   form.querySelectorAll('[name="actions"]').forEach((el) => { el.checked = actions.includes(el.value); });
   const types = config.resource_types ?? [];
   form.querySelectorAll('[name="resource_types"]').forEach((el) => { el.checked = types.includes(el.value); });
-  $("#f-insight").value = config.insight_id ?? "";
-  $("#f-upper").value = config.upper ?? "";
-  $("#f-lower").value = config.lower ?? "";
-  $("#f-change").value = config.change ?? "absolute";
-  $("#f-experiment").value = config.experiment_id ?? "";
-  $("#f-p-value").value = config.p_value ?? "";
-  $("#f-cohort").value = config.cohort_id ?? "";
-  $("#f-direction").value = config.direction ?? "entry";
-  $("#f-interval").value = config.interval_minutes ?? "";
+  form.querySelectorAll("[data-config]").forEach((el) => { el.value = config[el.dataset.config] ?? el.dataset.default ?? ""; });
   document.getElementById("channel-rows").replaceChildren();
   (trigger.channels?.length ? trigger.channels : [{ type: "in_app" }]).forEach(addChannel);
   const delivery = trigger.delivery ?? { mode: "instant" };

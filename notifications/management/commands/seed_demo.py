@@ -10,8 +10,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from notifications.demo import seed_history
-from notifications.models import Trigger, TriggerKind, trigger_revision_bump
-from notifications.triggers import validate_config
+from notifications.models import Trigger, trigger_revision_bump
+from notifications.triggers import Kind, validate_config
 from workspace.models import (
     Dashboard,
     FeatureFlag,
@@ -94,7 +94,7 @@ class Command(BaseCommand):
             web,
             users["alice"],
             "Expensive checkout errors",
-            TriggerKind.EVENT,
+            Kind.EVENT,
             {
                 "event": "checkout_error",
                 "filters": [{"property": "amount", "operator": "gt", "value": 100}],
@@ -106,7 +106,7 @@ class Command(BaseCommand):
             web,
             users["bob"],
             "Signup spike",
-            TriggerKind.EVENT_COUNT,
+            Kind.EVENT_COUNT,
             {"event": "user_signed_up", "count": 50, "window_minutes": 10},
             subscribers=[users["bob"]],
             delivery={"mode": "instant"},
@@ -115,7 +115,7 @@ class Command(BaseCommand):
             mobile,
             users["dave"],
             "App crash",
-            TriggerKind.EVENT,
+            Kind.EVENT,
             {
                 "event": "app_crash",
                 "filters": [{"property": "os", "operator": "in", "value": ["ios", "android"]}],

@@ -43,8 +43,8 @@ from notifications.models import (
     Notification,
     Preference,
     Trigger,
-    TriggerKind,
 )
+from notifications.triggers import Kind
 from tests.digests.weekly.conftest import AFTER_WINDOW, BEFORE_WINDOW, IN_WINDOW
 from workspace.models import (
     Cohort,
@@ -266,7 +266,7 @@ def add_members(orgs: Sequence[ScaleOrg], members: Iterable[int]) -> Expected:
                         team=o.teams[own[0]],
                         owner=user,
                         name=f"Trigger {user.username}",
-                        kind=TriggerKind.EVENT,
+                        kind=Kind.EVENT,
                         config={"event": "signup"},
                         event_name="signup",
                     )
