@@ -114,6 +114,9 @@ class PlannedDigest:
 
 @dataclass
 class BuildReport:
+    """What a build phase did — the one tally of building, read by a run's progress and
+    summary and the command's totals."""
+
     users: int = 0
     planned: int = 0
     created: int = 0
@@ -381,7 +384,8 @@ def digest_build(
     user_ids: Iterable[int] | None = None,
     on_chunk: Callable[[BuildReport], None] | None = None,
 ) -> BuildReport:
-    """Plan and (unless ``dry_run``) record the digests owed at ``now`` for ``period``."""
+    """Plan and (unless ``dry_run``) record the digests owed at ``now`` for ``period``.
+    ``on_chunk`` is handed the running total after every chunk of users."""
     total = BuildReport()
     for plans in plan(period, now=now, user_ids=user_ids):
         if dry_run:
@@ -398,5 +402,5 @@ def digest_build(
             chunk = apply(plans)
         total.add(chunk)
         if on_chunk is not None:
-            on_chunk(chunk)
+            on_chunk(total)
     return total

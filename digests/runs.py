@@ -24,7 +24,7 @@ from digests.models import DigestStatus
 from digests.preview import Rendered, render_plans
 from digests.sender import Prepared, SendReport, Sent, digest_send, due_queued
 from digests.windows import Period
-from notifications.sending import SEND, SendPolicy
+from notifications.sending import SEND, SendCounts, SendPolicy
 
 WallClock = Callable[[], datetime]
 
@@ -35,16 +35,13 @@ def _wall_now() -> datetime:
 
 @dataclass
 class Progress:
-    """Running totals, handed to the caller after every chunk of users and batch of sends."""
+    """Where a run is, handed to the caller after every chunk of users and batch of sends:
+    the phase and the running totals the build and the send keep (nothing re-counted)."""
 
     period: str
-    users: int = 0
-    built: int = 0
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    retrying: int = 0
     phase: str = "build"
+    build: BuildReport = field(default_factory=BuildReport)
+    send: SendCounts = field(default_factory=SendCounts)
 
 
 @dataclass
@@ -65,16 +62,9 @@ class RunSummary:
         return len(self.rendered) + len(self.previews)
 
     def line(self) -> str:
-        b, s = self.build, self.send
-        verb = "would be sent" if self.dry_run else "sent"
-        sent = self.would_send if self.dry_run else s.sent
-        parts = [
-            f"{b.users:,} users",
-            f"{b.created:,} digests built ({b.empty:,} empty)",
-            f"{sent:,} {verb}",
-        ]
-        if not self.dry_run:
-            parts += [f"{s.skipped:,} skipped", f"{s.failed:,} failed", f"{s.retrying:,} retrying"]
+        b = self.build
+        sent = f"{self.would_send:,} would be sent" if self.dry_run else self.send.text()
+        parts = [f"{b.users:,} users", f"{b.created:,} digests built ({b.empty:,} empty)", sent]
         dry = " [dry run: nothing written]" if self.dry_run else ""
         return (
             f"digests run {self.period} as of {self.as_of.isoformat()}: "
@@ -189,9 +179,8 @@ def digest_run(
     summary = RunSummary(period=period, as_of=now, dry_run=dry_run)
     state = Progress(period=period)
 
-    def built(chunk: BuildReport) -> None:
-        state.users += chunk.users
-        state.built += chunk.created
+    def built(so_far: BuildReport) -> None:
+        state.build = so_far
         if progress:
             progress(state)
 
@@ -218,17 +207,9 @@ def digest_run(
         record.start(summary.build.touched | due)
         state.phase = "send"
 
-        def batch(results: list[Sent]) -> None:
+        def batch(results: list[Sent], so_far: SendReport) -> None:
             record.sent(results)
-            for result in results:
-                if result.status == DigestStatus.SENT:
-                    state.sent += 1
-                elif result.status == DigestStatus.SKIPPED:
-                    state.skipped += 1
-                elif result.status == DigestStatus.FAILED:
-                    state.failed += 1
-                elif result.status == DigestStatus.QUEUED:
-                    state.retrying += 1
+            state.send = so_far
             if progress:
                 progress(state)
 

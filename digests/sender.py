@@ -368,10 +368,10 @@ def digest_send(
     dry_run: bool = False,
     user_ids: Collection[int] | None = None,
     policy: sending.SendPolicy = sending.SEND,
-    on_batch: Callable[[list[Sent]], None] | None = None,
+    on_batch: Callable[[list[Sent], SendReport], None] | None = None,
 ) -> SendReport:
     """Send every queued digest that is due at ``now`` (of ``period``, and of ``user_ids``,
-    if given).
+    if given). ``on_batch`` is handed each batch's results and the running report.
 
     ``dry_run`` renders what would go out into ``report.previews`` and writes nothing.
     """
@@ -422,5 +422,5 @@ def digest_send(
                     result.error,
                 )
         if on_batch is not None:
-            on_batch(results)
+            on_batch(results, report)
     return report

@@ -13,7 +13,7 @@ chunk is one plain line. The last line is always a one-line summary. A bad ``--n
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
@@ -24,6 +24,7 @@ from digests.builder import BuildReport, digest_build
 from digests.render import plain_text
 from digests.sender import Prepared, SendReport, Sent, digest_send
 from digests.windows import Period
+from notifications.sending import SendCounts
 
 ACTIONS = ("build", "send", "run")
 PREVIEW_INDENT = "    "
@@ -54,27 +55,11 @@ def parse_periods(value: str | None) -> list[Period]:
 
 @dataclass
 class Totals:
-    users: int = 0
-    built: int = 0
-    empty: int = 0
-    items: int = 0
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    retrying: int = 0
+    """Every period's build and send reports added up, and (dry run) what would be sent."""
+
+    build: BuildReport = field(default_factory=BuildReport)
+    send: SendCounts = field(default_factory=SendCounts)
     would_send: int = 0
-
-    def add_build(self, report: BuildReport) -> None:
-        self.users += report.users
-        self.built += report.created
-        self.empty += report.empty
-        self.items += report.items
-
-    def add_send(self, report: SendReport) -> None:
-        self.sent += report.sent
-        self.skipped += report.skipped
-        self.failed += report.failed
-        self.retrying += report.retrying
 
 
 class Command(BaseCommand):
@@ -112,17 +97,14 @@ class Command(BaseCommand):
     # -- phases -----------------------------------------------------------------------------
 
     def _build(self, period: Period, as_of: datetime, dry_run: bool, totals: Totals) -> None:
-        done = Totals()
-
-        def chunk(report: BuildReport) -> None:
-            done.add_build(report)
+        def chunk(done: BuildReport) -> None:
             self._progress(
-                f"{period} build: {done.users:,} users done, {done.built:,} digests "
+                f"{period} build: {done.users:,} users done, {done.created:,} digests "
                 f"{'to build' if dry_run else 'built'} ({done.empty:,} empty)"
             )
 
         report = digest_build(period=period, now=as_of, dry_run=dry_run, on_chunk=chunk)
-        totals.add_build(report)
+        totals.build.add(report)
         if dry_run:
             for rendered in preview.render_plans(report.queued):
                 self._show(rendered, verb="would build")
@@ -136,28 +118,23 @@ class Command(BaseCommand):
                     self._show_prepared(prepared, text)
                     totals.would_send += 1
             return
-        done = SendReport()
 
-        def batch(results: list[Sent]) -> None:
-            for result in results:
-                done.add(result)
-            self._progress(
-                f"{period} send: {done.sent:,} sent, {done.skipped:,} skipped, "
-                f"{done.failed:,} failed, {done.retrying:,} retrying"
-            )
+        def batch(results: list[Sent], done: SendReport) -> None:
+            self._progress(f"{period} send: {done.text()}")
 
-        totals.add_send(digest_send(now=as_of, period=period, on_batch=batch))
+        totals.send.merge(digest_send(now=as_of, period=period, on_batch=batch))
 
     def _run(self, period: Period, as_of: datetime, dry_run: bool, totals: Totals) -> None:
         def progress(state: runs.Progress) -> None:
+            send = state.send
             self._progress(
-                f"{period} {state.phase}: {state.users:,} users done, {state.sent:,} sent, "
-                f"{state.skipped:,} skipped, {state.failed:,} failed"
+                f"{period} {state.phase}: {state.build.users:,} users done, {send.sent:,} sent, "
+                f"{send.skipped:,} skipped, {send.failed:,} failed"
             )
 
         summary = runs.digest_run(period=period, now=as_of, dry_run=dry_run, progress=progress)
-        totals.add_build(summary.build)
-        totals.add_send(summary.send)
+        totals.build.add(summary.build)
+        totals.send.merge(summary.send)
         if dry_run:
             for rendered in summary.rendered:
                 self._show(rendered, verb="would send")
@@ -199,20 +176,18 @@ class Command(BaseCommand):
         names = ",".join(p.value for p in periods)
         seconds = time.monotonic() - started
         head = f"digests {action} {names} as of {as_of.isoformat()}"
+        built = totals.build
         if dry_run:
             return (
-                f"{head}: {totals.users:,} users, {totals.built:,} digests to build "
-                f"({totals.empty:,} empty), {totals.would_send:,} would be sent "
+                f"{head}: {built.users:,} users, {built.created:,} digests to build "
+                f"({built.empty:,} empty), {totals.would_send:,} would be sent "
                 f"in {seconds:.2f}s [dry run: nothing written]"
             )
         parts = []
         if action in ("build", "run"):
             parts.append(
-                f"{totals.users:,} users, {totals.built:,} digests built ({totals.empty:,} empty)"
+                f"{built.users:,} users, {built.created:,} digests built ({built.empty:,} empty)"
             )
         if action in ("send", "run"):
-            parts.append(
-                f"{totals.sent:,} sent, {totals.skipped:,} skipped, {totals.failed:,} failed, "
-                f"{totals.retrying:,} retrying"
-            )
+            parts.append(totals.send.text())
         return f"{head}: {', '.join(parts)} in {seconds:.2f}s"
