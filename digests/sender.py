@@ -375,44 +375,17 @@ def digest_send(
 
     ``dry_run`` renders what would go out into ``report.previews`` and writes nothing.
     """
-    report = SendReport()
     if dry_run:
-        ids = list(
-            due_queued(now=now, period=period, user_ids=user_ids).values_list("id", flat=True)
-        )
-        for start in range(0, len(ids), policy.batch_size):
-            for p in prepare(ids[start : start + policy.batch_size]):
-                text = render.plain_text(p.message) if p.message else ""
-                report.previews.append((p, text))
-        return report
+        return _preview(now=now, period=period, user_ids=user_ids, policy=policy)
+    report = SendReport()
     recover_stuck(policy=policy)
-    while True:
-        claim = digest_claim(now=now, limit=policy.batch_size, period=period, user_ids=user_ids)
-        if not claim.ids:
-            break
+    while (
+        claim := digest_claim(now=now, limit=policy.batch_size, period=period, user_ids=user_ids)
+    ).ids:
         report.claimed += len(claim.ids)
-        try:
-            prepared = prepare(claim.ids)
-        except BaseException:
-            claim.release()
-            raise
-        outcomes: dict[int, Outcome | None] = {}
-        try:
-            deliver(prepared, outcomes, held=partial(claim.keep, policy))
-        finally:
-            # Record every answer we have, even when a send raised: a digest that went out
-            # must not stay in ``sending`` and be sent again once its lease runs out.
-            known = sorted(outcomes)
-            results = record(
-                claim,
-                [prepared[i] for i in known],
-                [outcomes[i] for i in known],
-                now=now,
-                policy=policy,
-            )
+        results = _send_batch(claim, now=now, policy=policy)
         for result in results:
             report.add(result)
-        for result in results:
             if result.status in (DigestStatus.FAILED, DigestStatus.QUEUED):
                 log.warning(
                     "digest %s of user %s not sent (%s): %s",
@@ -424,3 +397,44 @@ def digest_send(
         if on_batch is not None:
             on_batch(results, report)
     return report
+
+
+def _preview(
+    *,
+    now: datetime,
+    period: Period | str | None,
+    user_ids: Collection[int] | None,
+    policy: sending.SendPolicy,
+) -> SendReport:
+    """A dry run: render every digest due into ``previews``; write nothing."""
+    report = SendReport()
+    ids = list(due_queued(now=now, period=period, user_ids=user_ids).values_list("id", flat=True))
+    for start in range(0, len(ids), policy.batch_size):
+        for p in prepare(ids[start : start + policy.batch_size]):
+            report.previews.append((p, render.plain_text(p.message) if p.message else ""))
+    return report
+
+
+def _send_batch(claim: sending.Claim, *, now: datetime, policy: sending.SendPolicy) -> list[Sent]:
+    """Prepare, send and record one claim's digests; a batch that cannot be prepared is
+    given back untouched."""
+    try:
+        prepared = prepare(claim.ids)
+    except BaseException:
+        claim.release()
+        raise
+    outcomes: dict[int, Outcome | None] = {}
+    try:
+        deliver(prepared, outcomes, held=partial(claim.keep, policy))
+    finally:
+        # Record every answer we have, even when a send raised: a digest that went out
+        # must not stay in ``sending`` and be sent again once its lease runs out.
+        known = sorted(outcomes)
+        results = record(
+            claim,
+            [prepared[i] for i in known],
+            [outcomes[i] for i in known],
+            now=now,
+            policy=policy,
+        )
+    return results

@@ -125,24 +125,35 @@ def delivery_send(
     if delivery is None:
         return None
     try:
-        destination = channel_destination(
-            organization=delivery.team.organization,
-            channel=delivery.channel,
-            address=delivery.destination,
-        )
-        channel = get_channel(delivery.channel, deadline=deadline)
-        outcome = channel.send(message_for(delivery), destination)
+        outcome = _send(delivery, deadline)
     except SecretUnreadable as exc:  # the operator's to fix: fails, and counts against it
-        with transaction.atomic():
-            if claim.rows().update(
-                status=DeliveryStatus.FAILED, last_error=str(exc), updated_at=now
-            ):
-                _delivery_channel_failed(delivery, str(exc), now)
-        return SendResult(DeliveryStatus.FAILED, detail=str(exc))
+        return _record_unsent(claim, delivery, DeliveryStatus.FAILED, str(exc), now)
     except ChannelNotConfigured as exc:
-        claim.rows().update(status=DeliveryStatus.SKIPPED, last_error=str(exc), updated_at=now)
-        return SendResult(DeliveryStatus.SKIPPED, detail=str(exc))
+        return _record_unsent(claim, delivery, DeliveryStatus.SKIPPED, str(exc), now)
     return _record(claim, delivery, outcome, now, policy)
+
+
+def _send(delivery: Delivery, deadline: Deadline) -> Outcome:
+    """The provider call: the org's channel settings (or the address), then one send."""
+    destination = channel_destination(
+        organization=delivery.team.organization,
+        channel=delivery.channel,
+        address=delivery.destination,
+    )
+    channel = get_channel(delivery.channel, deadline=deadline)
+    return channel.send(message_for(delivery), destination)
+
+
+def _record_unsent(
+    claim: sending.Claim, delivery: Delivery, status: DeliveryStatus, detail: str, now: datetime
+) -> SendResult:
+    """A delivery that could not go: skipped (the channel is not configured) or failed (its
+    secret cannot be decrypted, which counts against the org's channel)."""
+    with transaction.atomic():
+        unsent = claim.rows().update(status=status, last_error=detail, updated_at=now)
+        if unsent and status == DeliveryStatus.FAILED:
+            _delivery_channel_failed(delivery, detail, now)
+    return SendResult(status, detail=detail)
 
 
 def _record(
