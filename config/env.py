@@ -47,6 +47,16 @@ class Variable:
             f"{self.name}={text!r} must be a number from {low:g} to {high:g}"
         )
 
+    def directory(self) -> str:
+        """The value as a directory this process can write in ("" when unset)."""
+        text = self.get()
+        if not text or (os.path.isdir(text) and os.access(text, os.W_OK | os.X_OK)):
+            return text
+        raise ImproperlyConfigured(
+            f"{self.name}={text!r} must be an existing directory this process can write to "
+            "(create it before the processes start), or unset"
+        )
+
     def flag(self) -> bool:
         """The value as a switch: 1/true/yes/on or 0/false/no/off, any case."""
         text = self.get().lower()

@@ -247,7 +247,7 @@ NOTIFLOW_HEALTH_MAX_DELIVERY_WAIT_SECONDS = env.NOTIFLOW_HEALTH_MAX_DELIVERY_WAI
 )
 # consume_events serves its counters here (notifications/metrics.py); 0: not at all.
 NOTIFLOW_CONSUMER_METRICS_PORT = env.NOTIFLOW_CONSUMER_METRICS_PORT.integer(low=0, high=65_535)
-PROMETHEUS_MULTIPROC_DIR = env.PROMETHEUS_MULTIPROC_DIR.get()
+PROMETHEUS_MULTIPROC_DIR = env.PROMETHEUS_MULTIPROC_DIR.directory()
 
 
 def _email(url: str) -> dict:

@@ -108,6 +108,10 @@ def test_without_the_variables_the_defaults_hold():
         ("NOTIFLOW_TRIGGER_REFRESH_SECONDS", "7200", "a number from 0 to 3600"),
         ("NOTIFLOW_WEBHOOK_ALLOW_PRIVATE", "maybe", "1 or 0"),
         ("DJANGO_DEBUG", "perhaps", "1 or 0"),
+        ("NOTIFLOW_CONSUMER_METRICS_PORT", "9101x", "a whole number from 0 to 65535"),
+        ("NOTIFLOW_CONSUMER_METRICS_PORT", "-1", "a whole number from 0 to 65535"),
+        ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/notiflow-metrics", "an existing directory"),
+        ("PROMETHEUS_MULTIPROC_DIR", "/etc/passwd", "an existing directory"),
     ],
 )
 def test_a_bad_value_stops_manage_py_with_one_line_naming_it(name, value, says):
