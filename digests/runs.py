@@ -24,6 +24,7 @@ from digests.models import DigestStatus
 from digests.preview import Rendered, render_plans
 from digests.sender import Prepared, SendReport, Sent, digest_send, due_queued
 from digests.windows import Period
+from notifications import metrics
 from notifications.sending import SEND, SendCounts, SendPolicy
 
 WallClock = Callable[[], datetime]
@@ -222,4 +223,5 @@ def digest_run(
     record.finish()
     summary.profiles = len(record.records)
     summary.seconds = time.monotonic() - started
+    metrics.count_digest_run(period, summary.seconds, summary.build.created, summary.send.results)
     return summary

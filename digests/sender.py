@@ -96,6 +96,7 @@ class Sent:
     digest_id: int
     user_id: int
     period: str
+    channel: str
     status: str
     error: str = ""
 
@@ -338,7 +339,9 @@ def record(
                     pk=p.digest_id, status=status, updated_at=stamp, **DIGESTS.unclaimed(), **fields
                 )
             )
-            results.append(Sent(p.digest_id, p.user_id, p.period, status, fields["last_error"]))
+            results.append(
+                Sent(p.digest_id, p.user_id, p.period, p.channel, status, fields["last_error"])
+            )
             if status == DigestStatus.FAILED and p.failure:
                 _count_against_channel(p, now)
         Digest.objects.bulk_update(rows, RECORDED_FIELDS)

@@ -20,7 +20,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from notifications import attention, sending, store
+from notifications import attention, metrics, sending, store
 from notifications.channels import registry
 from notifications.channels.base import (
     ChannelNotConfigured,
@@ -120,10 +120,26 @@ def delivery_send(
     with transaction.atomic():
         claim = delivery_claim(delivery_id=delivery_id, now=now)
         delivery = claim.rows().select_related("team", "team__organization").first()
-        if delivery is not None and attention.held_on_retry(delivery, now=now):
-            return SendResult(DeliveryStatus.HELD, detail="the recipient is quiet")
+        held = delivery is not None and attention.held_on_retry(delivery, now=now)
     if delivery is None:
         return None
+    if held:
+        result: SendResult | None = SendResult(DeliveryStatus.HELD, detail="the recipient is quiet")
+    else:
+        result = _send_claimed(claim, delivery, now, policy, deadline)
+    if result is not None:
+        metrics.count_delivery(delivery.channel, result.status)
+    return result
+
+
+def _send_claimed(
+    claim: sending.Claim,
+    delivery: Delivery,
+    now: datetime,
+    policy: sending.SendPolicy,
+    deadline: Deadline,
+) -> SendResult | None:
+    """One provider call for a delivery this worker claimed, and its outcome recorded."""
     try:
         outcome = _send(delivery, deadline)
     except SecretUnreadable as exc:  # the operator's to fix: fails, and counts against it

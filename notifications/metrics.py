@@ -16,6 +16,7 @@ Two kinds:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +28,9 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
+from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 disable_created_metrics()  # a counter's start time is the process's; no *_created series
 
@@ -63,7 +66,7 @@ DELIVERIES = Counter(
 )
 DIGESTS = Counter(
     "notiflow_digests",
-    "Digests sent, failed or skipped, by period and channel.",
+    "Digests sent, retrying, failed, skipped or empty after a send, by period and channel.",
     ["period", "channel", "outcome"],
 )
 DIGEST_RUNS = Counter(
@@ -84,12 +87,55 @@ DIGESTS_BUILT = Counter(
 )
 
 
+# What a delivery's or digest's status after an attempt is called as an outcome: ``queued``
+# again means it waits for a retry.
+OUTCOMES = {
+    "sent": "sent",
+    "queued": "retry",
+    "failed": "failed",
+    "skipped": "skipped",
+    "held": "held",
+    "empty": "empty",
+}
+
+
+def count_delivery(channel: str, status: str) -> None:
+    """One delivery attempt and the status it left the delivery in."""
+    DELIVERIES.labels(channel=channel, outcome=OUTCOMES[status]).inc()
+
+
+def count_digest_run(period: str, seconds: float, built: int, sent: Iterable[Any]) -> None:
+    """A finished digest run: its time, the digests it built and each one it sent (or tried
+    to: ``channel`` and ``status`` of each)."""
+    DIGEST_RUNS.labels(period=period).inc()
+    DIGEST_RUN_SECONDS.labels(period=period).observe(seconds)
+    DIGESTS_BUILT.labels(period=period).inc(built)
+    for digest in sent:
+        DIGESTS.labels(period=period, channel=digest.channel, outcome=OUTCOMES[digest.status]).inc()
+
+
+CONSUMER_NAMES = frozenset(family.name for family in CONSUMER.collect())
+
+
+class SharedCounts(Collector):
+    """Every process's files in ``directory`` but the consumer's counters: each process that
+    imports this module writes them (at 0), and the consumer serves the real ones itself."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        for family in MultiProcessCollector(None, path=self.directory).collect():
+            if family.name not in CONSUMER_NAMES:
+                yield family
+
+
 def process_registry() -> CollectorRegistry:
     """What this process reports as counted: every process's files when
     ``PROMETHEUS_MULTIPROC_DIR`` is set, else this process's own counters."""
     if directory := settings.PROMETHEUS_MULTIPROC_DIR:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=directory)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(SharedCounts(directory))
         return registry
     return REGISTRY
 

@@ -198,3 +198,29 @@ def test_the_dashboard_and_the_readme_name_only_metrics_notiflow_has():
         named |= set(re.findall(r"notiflow_[a-z_]+", (root / path).read_text()))
     named = {re.sub(r"_(bucket|count|sum)$", "", name) for name in named}
     assert named - {re.sub(r"_(bucket|count|sum)$", "", k) for k in known} == set()
+
+
+def test_the_consumers_counters_are_not_served_by_the_web(client, settings, tmp_path):
+    """Every process that imports the metrics writes its counters' files in multi-process
+    mode, the consumer's included (at 0): the web's /metrics must not serve those zeros
+    beside the consumer's own port, where the real counts are."""
+    script = textwrap.dedent(
+        """
+        import django, os
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        django.setup()
+        from notifications import metrics
+        metrics.DELIVERIES.labels(channel="email", outcome="sent").inc()
+        """
+    )
+    subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        check=True,
+        timeout=60,
+    )
+    settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
+    names = {name for name, _ in scrape(client)}
+    assert "notiflow_deliveries_total" in names
+    consumer = {n for n in names if n.startswith("notiflow_consumer_")}
+    assert consumer <= {"notiflow_consumer_lag_events"}  # the pipeline's, read from Kafka
