@@ -28,7 +28,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
-from kafka.errors import KafkaError
+from kafka.errors import BrokerResponseError, KafkaError, RequestTimedOutError
 
 from digests.models import Digest, DigestStatus
 from notifications import stream
@@ -81,21 +81,32 @@ def consumer_lag(admin: KafkaAdminClient) -> dict[int, int]:
 
 
 # A broker that has just started answers "no coordinator yet" for a second or so while it
-# creates its offsets topic; such an answer is retried, within this budget, before it counts
-# as the lag being unreadable.
+# creates its offsets topic; such an answer is asked again, within this budget, before it
+# counts as the lag being unreadable.
 LAG_RETRY_SECONDS = 5.0
 LAG_RETRY_PAUSE = 0.2
 
 
+def _not_yet(exc: KafkaError) -> bool:
+    """The broker answered "not yet" (a coordinator loading or moving): worth asking again.
+    Not a timeout or a lost connection, which Kafka calls retriable too: each already cost
+    its full wait, and the reading would outlast a load balancer's health check."""
+    return (
+        isinstance(exc, BrokerResponseError)
+        and exc.retriable
+        and not isinstance(exc, RequestTimedOutError)
+    )
+
+
 def consumer_lag_settled(admin: KafkaAdminClient) -> dict[int, int]:
-    """:func:`consumer_lag`, retrying the errors Kafka marks retriable (a coordinator that
-    is loading or moving) for up to :data:`LAG_RETRY_SECONDS`."""
+    """:func:`consumer_lag`, asking again while the broker answers "not yet" (a
+    coordinator that is loading or moving) for up to :data:`LAG_RETRY_SECONDS`."""
     deadline = time.monotonic() + LAG_RETRY_SECONDS
     while True:
         try:
             return consumer_lag(admin)
         except KafkaError as exc:
-            if not exc.retriable or time.monotonic() + LAG_RETRY_PAUSE > deadline:
+            if not _not_yet(exc) or time.monotonic() + LAG_RETRY_PAUSE > deadline:
                 raise
             time.sleep(LAG_RETRY_PAUSE)
 

@@ -7,7 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 from kafka import TopicPartition
-from kafka.errors import CoordinatorNotAvailableError, NotCoordinatorError, UnknownError
+from kafka.errors import (
+    CoordinatorNotAvailableError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NotCoordinatorError,
+    RequestTimedOutError,
+    UnknownError,
+)
 
 from api import health
 from notifications import stream
@@ -57,5 +64,20 @@ def test_a_coordinator_that_never_comes_is_reported_after_the_budget(monkeypatch
     monkeypatch.setattr(health, "LAG_RETRY_SECONDS", 0.0)
     broker = StartingBroker([CoordinatorNotAvailableError()] * 100)
     with pytest.raises(CoordinatorNotAvailableError):
+        health.consumer_lag_settled(broker)
+    assert broker.group_calls == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [KafkaConnectionError("gone"), RequestTimedOutError("10 s"), KafkaTimeoutError("10 s")],
+    ids=type,
+)
+def test_a_broker_that_did_not_answer_is_not_asked_again(error):
+    """Kafka calls these retriable too, but each one already cost a connection or a request
+    timeout: asking again for 5 s more would keep a load balancer's health check waiting
+    past its own timeout, for a verdict (lag unreadable) that is already known."""
+    broker = StartingBroker([error] * 100)
+    with pytest.raises(type(error)):
         health.consumer_lag_settled(broker)
     assert broker.group_calls == 1
