@@ -515,6 +515,13 @@ def write_profile(profiler: Any, scenario: str, *, prefix: str = "profile-consum
 # --- command -----------------------------------------------------------------------------
 
 
+def wanted_scenarios(text: str) -> list[str]:
+    """The scenarios ``--scenarios`` names, each once, in order; (a) first if not named
+    (every ratio is to (a), measured in the same run)."""
+    wanted = list(dict.fromkeys(s for s in text.split(",") if s))
+    return wanted if "a" in wanted else ["a", *wanted]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench/run consumer", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -556,7 +563,7 @@ def main(argv: list[str]) -> int:
         "then carry the profiler's overhead and are marked profiled)",
     )
     args = parser.parse_args(argv)
-    wanted = [s for s in args.scenarios.split(",") if s]
+    wanted = wanted_scenarios(args.scenarios)
     profiled = {s for s in args.profile.split(",") if s}
     unknown = (set(wanted) | profiled) - set(SCENARIOS)
     if unknown or profiled & {"a", "a2"}:
@@ -567,8 +574,6 @@ def main(argv: list[str]) -> int:
         parser.error(f"--repeat must be from 1 to 10, not {args.repeat}")
     if not 0.5 <= args.raw_min_seconds <= 60:
         parser.error(f"--raw-min-seconds must be from 0.5 to 60, not {args.raw_min_seconds}")
-    if "a" not in wanted:
-        wanted.insert(0, "a")  # every ratio is to (a), measured in the same run
 
     env = common.configure_environment()
     common.ensure_database()
