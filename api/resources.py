@@ -15,7 +15,7 @@ from rest_framework import serializers
 from api.permissions import CallerTeamField, TeamScopedViewSet
 from workspace import models
 from workspace.models import teams_of
-from workspace.resources import RESOURCE_PATHS
+from workspace.resources import RESOURCE_TYPES
 
 COMMON_FIELDS = ["id", "team", "name", "created_by", "created_at", "updated_at"]
 OWN_FIELDS = {
@@ -96,7 +96,7 @@ def resource_viewset(model) -> type[TeamScopedViewSet]:
 
 
 ROUTES = {
-    RESOURCE_PATHS[model._meta.model_name]: model
+    RESOURCE_TYPES[model._meta.model_name].path: model
     for model in (
         models.Dashboard,
         models.Insight,

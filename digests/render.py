@@ -26,7 +26,7 @@ from digests.windows import Period, Window, zone
 from notifications.channels.base import Message
 from notifications.events import parse_activity_event_name
 from notifications.planning import ACTIVITY_TOPICS
-from workspace.vocabulary import resource_label
+from workspace.resources import resource_label
 
 QUOTED = re.compile(r"“(?P<name>[^”]+)”")
 CATEGORY_LABELS = {

@@ -40,7 +40,7 @@ from notifications.triggers import (
 )
 from notifications.unsubscribe import preference_unsubscribe
 from workspace.models import UserProfile, teams_of, zone_in_effect
-from workspace.vocabulary import RESOURCE_TYPES
+from workspace.resources import RESOURCE_TYPES
 
 PAGE_SIZE = 50
 
@@ -285,7 +285,7 @@ def _trigger_form(request, trigger: Trigger | None):
             },
             "operators": [(op.value, menu) for op, (menu, _) in OPERATOR_LABELS.items()],
             "actions": ACTIVITY_ACTIONS,
-            "resource_types": [(kind, plural) for kind, (_, plural) in RESOURCE_TYPES.items()],
+            "resource_types": [(kind, names.heading) for kind, names in RESOURCE_TYPES.items()],
             "created": request.GET.get("created") == "1",
             "default_interval_minutes": int(DEFAULT_INTERVAL.total_seconds() // 60),
         },

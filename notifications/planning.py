@@ -27,7 +27,7 @@ from notifications.triggers import (
     CompiledTrigger,
     Mode,
 )
-from workspace.vocabulary import Action, resource_label
+from workspace.resources import Action, resource_label
 
 ACTIVITY_VERBS: dict[str, str] = {
     Action.CREATED: "created",

@@ -38,7 +38,7 @@ import re2
 from django.db.models.enums import TextChoices  # plain enums: no settings, no database
 
 from notifications.events import ACTIVITY_PREFIX, MAX_NAME_LENGTH, SYSTEM_NAME, is_system_name
-from workspace.vocabulary import Action
+from workspace.resources import Action
 
 log = logging.getLogger(__name__)
 

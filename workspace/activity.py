@@ -20,7 +20,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from workspace.models import ActivityLog, Resource, Subscription
-from workspace.vocabulary import Action
+from workspace.resources import Action
 
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("activity_request", default=None)
 _actor: contextvars.ContextVar[Any] = contextvars.ContextVar("activity_actor", default=None)

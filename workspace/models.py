@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from workspace.vocabulary import Action
+from workspace.resources import Action
 
 log = logging.getLogger(__name__)
 
