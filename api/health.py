@@ -271,8 +271,9 @@ def read() -> dict:
 
 CACHE_SECONDS = 5  # a reading serves every caller, in every process, this long
 CACHE_KEY = "notiflow:health:reading"
-# One process reads while the others serve the previous reading; the lease outlives the
-# slowest reading (Redis 2 s, the broker probe 3 s, the admin requests 10 s each).
+# One process reads while the others serve the previous reading; the lease outlives a
+# reading that waits on one slow service (Redis 2 s, the broker probe 3 s, the admin
+# client's bootstrap and each of its requests 10 s).
 LEASE_KEY = "notiflow:health:reading:lease"
 LEASE_SECONDS = 30
 

@@ -120,10 +120,13 @@ def build_consumer(*topics: str, group_id: str | None = None, **overrides: Any) 
 
 
 def build_admin() -> KafkaAdminClient:
+    """An admin client whose bootstrap, like each request, gives up after 10 s (the client's
+    own 30 s bootstrap kept /api/health/ waiting past its lease on a hung broker)."""
     return KafkaAdminClient(
         bootstrap_servers=bootstrap_servers(),
         client_id="notiflow-admin",
         request_timeout_ms=10_000,
+        bootstrap_timeout_ms=10_000,
     )
 
 

@@ -3,6 +3,8 @@ whether the pipeline keeps up — consumer lag, the outbox, due deliveries — a
 thresholds (``degraded`` with the reason, still 200). One reading serves every caller for a few
 seconds; only staff see why a service is down."""
 
+import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -246,3 +248,19 @@ def test_a_figure_far_over_says_it_in_plain_numbers(client, team, settings):
 def test_schema_and_docs_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_a_broker_that_accepts_connections_and_never_answers_is_down_in_seconds(client, settings):
+    """A broker that is hung (its port still accepts): the admin client's bootstrap waits as
+    long as one admin request (10 s), not kafka-python's 30 s, so the reading still ends
+    inside the lease and sooner than a load balancer gives up on the health check."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # the kernel completes the handshake; nobody ever reads
+        settings.KAFKA_BOOTSTRAP_SERVERS = f"127.0.0.1:{hung.getsockname()[1]}"
+        started = time.monotonic()
+        code, body = health(client)
+        took = time.monotonic() - started
+    assert (code, body["status"]) == (503, "down")
+    assert body["kafka"].startswith("error: ")
+    assert took < 15
