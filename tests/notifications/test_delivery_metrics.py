@@ -8,8 +8,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from notifications.delivery import delivery_send
-from notifications.models import ChannelConfig, Delivery, DeliveryStatus
-from notifications.secrets import encrypt
+from notifications.models import Delivery, DeliveryStatus
+from tests.notifications.test_delivery import slack_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -19,42 +19,29 @@ def counted(channel: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("notiflow_deliveries_total", labels) or 0.0
 
 
+def attempt(team, channel: str, destination: str) -> str:
+    """A queued delivery on ``channel``, sent once: the status it was left in."""
+    row = Delivery.objects.create(
+        idempotency_key=f"{channel}-{Delivery.objects.count()}",
+        channel=channel,
+        destination=destination,
+        team=team,
+        message={"title": "hello"},
+    )
+    return delivery_send(delivery_id=row.pk).status
+
+
 def test_every_outcome_of_a_delivery_attempt_is_counted_by_channel(team, slack_server, smtp_server):
     before = {
         key: counted(*key) for key in [("email", "sent"), ("slack", "retry"), ("slack", "skipped")]
     }
-    email = Delivery.objects.create(
-        idempotency_key="m-email",
-        channel="email",
-        destination="carol@example.com",
-        team=team,
-        message={"title": "hello"},
-    )
-    assert delivery_send(delivery_id=email.pk).status == DeliveryStatus.SENT
-    unconfigured = Delivery.objects.create(
-        idempotency_key="m-slack-none",
-        channel="slack",
-        destination="#alerts",
-        team=team,
-        message={"title": "hello"},
-    )
-    assert delivery_send(delivery_id=unconfigured.pk).status == DeliveryStatus.SKIPPED
-    ChannelConfig.objects.create(
-        organization=team.organization,
-        type="slack",
-        name="Acme Slack",
-        secret_encrypted=encrypt("xoxb-notiflow-test"),
-    )
-    limited = Delivery.objects.create(
-        idempotency_key="m-slack-429",
-        channel="slack",
-        destination="#alerts",
-        team=team,
-        message={"title": "hello"},
-    )
+    assert attempt(team, "email", "carol@example.com") == DeliveryStatus.SENT
+    assert attempt(team, "slack", "#alerts") == DeliveryStatus.SKIPPED  # no Slack configured
+    slack_config(team)
     slack_server.rate_limit_next(retry_after=2, times=1)
-    assert delivery_send(delivery_id=limited.pk).status == DeliveryStatus.QUEUED
-    assert delivery_send(delivery_id=email.pk) is None  # done: nothing attempted, not counted
+    assert attempt(team, "slack", "#alerts") == DeliveryStatus.QUEUED
+    done = Delivery.objects.get(channel="email")
+    assert delivery_send(delivery_id=done.pk) is None  # nothing attempted, not counted
 
     after = {key: counted(*key) for key in before}
     assert {key: after[key] - before[key] for key in before} == {
