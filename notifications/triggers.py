@@ -37,7 +37,14 @@ from typing import Any
 import re2
 from django.db.models.enums import TextChoices  # plain enums: no settings, no database
 
-from notifications.events import ACTIVITY_PREFIX, MAX_NAME_LENGTH, SYSTEM_NAME, is_system_name
+from notifications.events import (
+    ACTIVITY_PREFIX,
+    MAX_NAME_LENGTH,
+    NUL,
+    SYSTEM_NAME,
+    is_system_name,
+    nul_path,
+)
 from workspace.resources import Action
 
 log = logging.getLogger(__name__)
@@ -782,7 +789,8 @@ def describe_trigger(kind: str, config: Mapping[str, Any]) -> str:
 
 def validate_config(kind: Any, config: Any) -> dict[str, Any]:
     """Return ``config`` if it is valid for ``kind``; raise :class:`InvalidTrigger` naming
-    each bad field (a path such as ``config.filters[0].value``) and the bound it breaks."""
+    each bad field (a path such as ``config.filters[0].value``) and the bound it breaks (a
+    NUL character anywhere, which PostgreSQL cannot store, is one)."""
     if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidTrigger(
             {"kind": f"unknown kind {_shown(kind)}; use one of " + ", ".join(KINDS)}
@@ -794,6 +802,9 @@ def validate_config(kind: Any, config: Any) -> dict[str, Any]:
     spec.validate(config, errors)
     if not spec.stream and "interval_minutes" in config:
         _require_whole_number(config, "interval_minutes", errors)
+    if where := nul_path(config, "config"):  # PostgreSQL's jsonb refuses it: a 500, not a 400
+        key_of = where.startswith("a key of ")
+        errors[where.removeprefix("a key of ")] = f"has a key that {NUL}" if key_of else NUL
     if errors:
         raise InvalidTrigger(errors)
     return config

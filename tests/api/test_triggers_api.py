@@ -142,6 +142,31 @@ def test_invalid_body_is_400_naming_the_field(client, team, overrides, path, say
     assert not Trigger.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("config", "path"),
+    [
+        ({"event": "checkout\x00error"}, "config.event"),
+        (
+            {"event": "e", "filters": [{"property": "p\x00", "operator": "exact", "value": 1}]},
+            "config.filters[0].property",
+        ),
+        (
+            {"event": "e", "filters": [{"property": "p", "operator": "in", "value": ["\x00"]}]},
+            "config.filters[0].value[0]",
+        ),
+    ],
+)
+def test_a_nul_character_in_config_is_400_not_500(client, team, user, config, path):
+    """PostgreSQL stores no NUL in jsonb: the config's check names it, as ingestion does."""
+    created = client.post(URL, body(team, config=config), format="json")
+    assert created.status_code == 400, created.content
+    assert "NUL" in " ".join(created.json()[path])
+    trigger = TriggerFactory(team=team, owner=user)
+    patched = client.patch(detail(trigger), {"config": config}, format="json")
+    assert patched.status_code == 400, patched.content
+    assert "NUL" in " ".join(patched.json()[path])
+
+
 def test_subscriber_from_another_team_is_400_naming_the_user(client, team, member_of):
     stranger = member_of(TeamFactory(organization=team.organization))
     response = client.post(URL, body(team, subscribers=[stranger.pk]), format="json")
