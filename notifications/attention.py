@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max
 
+from notifications import sending
 from notifications.channels.registry import PUSH
 from notifications.models import Delivery, DeliveryStatus, Preference
 from notifications.quiet import (
@@ -112,14 +113,15 @@ def deliveries_due(delivery_ids: Sequence[int], *, now: datetime) -> list[int]:
     return [delivery_id for delivery_id in delivery_ids if delivery_id not in waiting]
 
 
-def held_on_retry(delivery: Delivery, *, now: datetime) -> bool:
+def held_on_retry(delivery: Delivery, *, claim: sending.Claim, now: datetime) -> bool:
     """A push that comes due again after a wait — a retry, a claim recovered after its
     lease — passes the stage again when a worker claims it, since the person may have
     gone quiet meanwhile: inside their quiet hours or do-not-disturb it is held instead of
     sent (with ``held_until`` and the reason) and released with the rest. Critical ones
     pass; so do release summaries, which the release sent because the quiet time was over.
-    Call with the row just claimed, inside the claim's transaction; returns whether it was
-    held. A first attempt is sent right after :func:`deliveries_due` passed it."""
+    Call with the row just claimed and its ``claim``, inside the claim's transaction;
+    returns whether it was held. A first attempt is sent right after
+    :func:`deliveries_due` passed it."""
     if (
         delivery.next_retry_at is None
         or delivery.recipient_id is None
@@ -136,9 +138,7 @@ def held_on_retry(delivery: Delivery, *, now: datetime) -> bool:
     if is_critical(attention, category=str(data.get("category", "")), trigger_critical=critical):
         return False
     return bool(
-        Delivery.objects.filter(
-            pk=delivery.pk, status=DeliveryStatus.SENDING, attempts=delivery.attempts
-        ).update(
+        claim.rows().update(
             status=DeliveryStatus.HELD,
             held_until=hold.until,
             reason=hold.held_reason(now),

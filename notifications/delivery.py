@@ -120,7 +120,7 @@ def delivery_send(
     with transaction.atomic():
         claim = delivery_claim(delivery_id=delivery_id, now=now)
         delivery = claim.rows().select_related("team", "team__organization").first()
-        held = delivery is not None and attention.held_on_retry(delivery, now=now)
+        held = delivery is not None and attention.held_on_retry(delivery, claim=claim, now=now)
     if delivery is None:
         return None
     if held:
