@@ -115,3 +115,16 @@ def test_the_procfile_web_process_listens_where_honcho_tells_it(tmp_path, host):
         os.killpg(honcho.pid, signal.SIGTERM)
         output = honcho.communicate(timeout=30)[0]
     assert f"Starting development server at http://{address}:{port}/" in output
+
+
+def test_a_metrics_port_that_is_the_web_port_stops_scripts_dev_in_one_line():
+    """Both are free before anything starts, so the taken-port check passes them; then the
+    web and the consumer would bind the same port and the run would stop as soon as it began."""
+    port = str(_free_port())
+    result = _dev(port, NOTIFLOW_CONSUMER_METRICS_PORT=port)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"notiflow: NOTIFLOW_CONSUMER_METRICS_PORT={port} is the web's PORT; "
+        "pick another, or 0 for none"
+    ]
