@@ -17,6 +17,7 @@ from typing import Any
 from notifications.channels import email, in_app, slack, telegram, webhook
 from notifications.channels.base import Channel, ChannelDeclaration, ChannelNotConfigured, Secret
 from notifications.channels.deadline import CALL_DEADLINE, Deadline
+from notifications.events import NUL
 
 DECLARATIONS: tuple[ChannelDeclaration, ...] = (
     in_app.DECLARATION,
@@ -101,6 +102,8 @@ def config_problems(type: str, config: Mapping[str, Any]) -> dict[str, str]:
         value = config[given[0]]
         if not isinstance(value, str):
             problems[setting.name] = setting.required or "must be a string"
+        elif "\x00" in value:  # PostgreSQL's jsonb stores none
+            problems[setting.name] = NUL
         elif len(given) > 1 and config[given[1]] != value:
             problems[setting.stored_as] = f"must equal {setting.name} (or be left out)"
         elif not value:

@@ -115,6 +115,12 @@ def test_a_webhook_gets_a_secret_shown_exactly_once(client, org):
         ({"type": "telegram", "secret": "nope", "config": {}}, "secret"),
         ({"type": "carrier_pigeon"}, "type"),
         ({"config": ["not", "an", "object"]}, "config"),
+        # PostgreSQL's jsonb stores no NUL: a 400 naming the setting, not a 500
+        ({"type": "webhook", "config": {"url": "https://example.com/\x00"}}, "config.url"),
+        (
+            {"type": "telegram", "secret": TELEGRAM_TOKEN, "config": {"default_target": "1\x00"}},
+            "config.default_target",
+        ),
     ],
 )
 def test_bad_bodies_name_the_field(client, org, body, key):
