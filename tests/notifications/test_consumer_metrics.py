@@ -101,3 +101,19 @@ def test_an_impossible_metrics_port_is_refused_in_one_line(settings, port):
     assert err.strip().splitlines() == [
         f"CommandError: --metrics-port {port} must be from 0 to 65535"
     ]
+
+
+def test_a_taken_metrics_port_is_refused_before_kafka_is_touched(settings):
+    """The port is bound first: the refusal is the only line (a Kafka client started before
+    it can log its own warnings on a busy machine), and it comes even with no broker."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = consume_events(
+            settings, "--metrics-port", str(port), KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1"
+        )
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"CommandError: cannot serve metrics on 127.0.0.1:{port} (")

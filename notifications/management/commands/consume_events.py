@@ -54,9 +54,7 @@ class Command(BaseCommand):
         port = settings.NOTIFLOW_CONSUMER_METRICS_PORT if metrics_port is None else metrics_port
         if not 0 <= port <= 65_535:
             raise CommandError(f"--metrics-port {port} must be from 0 to 65535")
-        stream.require_broker()
-        stream.ensure_topics()
-        if port:
+        if port:  # before Kafka: a taken port is refused in one line, broker or not
             try:
                 metrics.serve_consumer(port)
             except OSError as exc:
@@ -66,6 +64,8 @@ class Command(BaseCommand):
                     "or 0 for none"
                 ) from exc
             self.stdout.write(f"metrics on http://127.0.0.1:{port}/metrics")
+        stream.require_broker()
+        stream.ensure_topics()
         stop = threading.Event()
 
         def request_stop(signum, frame):
