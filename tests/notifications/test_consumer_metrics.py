@@ -16,6 +16,8 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.servers.worker import subprocess_database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -31,7 +33,12 @@ def consume_events(settings, *args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "manage.py", "consume_events", *args],
         cwd=ROOT,
-        env={**os.environ, "NOTIFLOW_TOPIC_PREFIX": settings.NOTIFLOW_TOPIC_PREFIX, **env},
+        env={
+            **os.environ,
+            "DATABASE_URL": subprocess_database_url(),  # the test's, migrated; not the local one
+            "NOTIFLOW_TOPIC_PREFIX": settings.NOTIFLOW_TOPIC_PREFIX,
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
