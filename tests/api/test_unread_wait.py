@@ -50,6 +50,19 @@ class Waiting(threading.Thread):
         return self.response
 
 
+def unread_row(recipient, team) -> Notification:
+    now = timezone.now()
+    return Notification.objects.create(
+        recipient=recipient,
+        team=team,
+        category="alert",
+        title="x",
+        dedup_key=f"k:{recipient.pk}",
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+
+
 def subscribed(user) -> None:
     """Until the waiter listens, a signal would go to no one (the test must not race it)."""
     from django.conf import settings
@@ -96,16 +109,7 @@ def test_a_notification_the_consumer_stores_answers_the_waiting_badge(team, memb
 
 def test_reading_in_another_tab_answers_the_waiting_badge(team, member_of):
     ada = member_of(team)
-    now = timezone.now()
-    row = Notification.objects.create(
-        recipient=ada,
-        team=team,
-        category="alert",
-        title="x",
-        dedup_key="k",
-        first_seen_at=now,
-        last_seen_at=now,
-    )
+    row = unread_row(ada, team)
     first = tab(ada).get(URL)
     assert first.json() == {"unread": 1}
     waiting = Waiting(ada, first["ETag"], wait=20)
@@ -118,16 +122,7 @@ def test_reading_in_another_tab_answers_the_waiting_badge(team, member_of):
 
 def test_another_persons_change_does_not_wake_me_and_the_wait_ends_in_304(team, member_of):
     ada, bob = member_of(team), member_of(team)
-    now = timezone.now()
-    row = Notification.objects.create(
-        recipient=bob,
-        team=team,
-        category="alert",
-        title="x",
-        dedup_key="k",
-        first_seen_at=now,
-        last_seen_at=now,
-    )
+    row = unread_row(bob, team)
     first = tab(ada).get(URL)
     waiting = Waiting(ada, first["ETag"], wait=2)
     waiting.start()
