@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from notifications.channels import registry
 from notifications.events import Event, Source
 from notifications.triggers import (
     CHECK_TITLE,
@@ -138,12 +139,20 @@ class Plan:
 @dataclass(frozen=True)
 class Audience:
     """Who may hear about a team's events: its members, less those who muted the team or
-    switched a category off for a channel; and where each person's email goes."""
+    switched a category off for a channel; and per channel that needs one, each person's
+    address on it (``{"email": {user_id: address}}``)."""
 
     members: Mapping[int, frozenset[int]]
     muted: Mapping[int, frozenset[int]]
     off: Mapping[int, frozenset[tuple[str, str]]]
-    emails: Mapping[int, str] = field(default_factory=dict)
+    addresses: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
+
+    def address(self, user_id: int, channel: str) -> str:
+        """Where ``user_id``'s ``channel`` delivery goes: their address on it, empty when they
+        have none; their id on a channel that needs no address (in-app)."""
+        if not registry.address_field(channel):
+            return str(user_id)
+        return self.addresses.get(channel, {}).get(user_id, "")
 
     def allows(self, user_id: int, team_id: int, category: str, channel: str = "in_app") -> bool:
         return (
@@ -257,10 +266,7 @@ def plan(matches: Iterable[Match], audience: Audience) -> Plan:
             targets: list[tuple[int | None, str]]
             if spec.per_recipient:
                 targets = [
-                    (
-                        user_id,
-                        str(user_id) if spec.type == "in_app" else audience.emails.get(user_id, ""),
-                    )
+                    (user_id, audience.address(user_id, spec.type))
                     for user_id in recipients
                     if audience.allows(user_id, event.team_id, category, spec.type)
                 ]

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifications import attention, counting, enqueue, follows, rollup, store
+from notifications.channels import registry
 from notifications.events import Event, Source
 from notifications.models import (
     Delivery,
@@ -208,28 +209,38 @@ class EventProcessor:
 
 
 def audience_of(matches: Sequence[Match]) -> Audience:
-    """Members, mutes and switched-off channels of the people the matches may reach;
-    their email addresses only when a matched trigger emails each recipient."""
+    """Members, mutes and switched-off channels of the people the matches may reach; their
+    addresses only on the channels a matched trigger sends to each recipient."""
     user_ids = {u for m in matches for u in m.candidates}
     if not user_ids:
         return Audience(members={}, muted={}, off={})
     members, off = _members(matches, user_ids)
     user_ids = {u for team in members.values() for u in team}
     muted = _muted(off)
-    emails: dict[int, str] = {}
-    if any(
-        spec.type == "email" and spec.per_recipient
+    return Audience(members=members, muted=muted, off=off, addresses=_addresses(matches, user_ids))
+
+
+def _addresses(matches: Sequence[Match], user_ids: set[int]) -> dict[str, dict[int, str]]:
+    """Per channel a matched trigger sends to each recipient, their addresses on it (from
+    the user field its declaration names), leaving out the empty ones; none is read for a
+    channel that needs none (in-app)."""
+    fields = {
+        spec.type: field
         for m in matches
         if m.trigger is not None
         for spec in m.trigger.channels
-    ):
-        emails = dict(
-            get_user_model()
-            .objects.filter(pk__in=user_ids)
-            .exclude(email="")
-            .values_list("pk", "email")
-        )
-    return Audience(members=members, muted=muted, off=off, emails=emails)
+        if spec.per_recipient and (field := registry.address_field(spec.type))
+    }
+    if not fields or not user_ids:
+        return {}
+    names = sorted(set(fields.values()))
+    addresses: dict[str, dict[int, str]] = {type: {} for type in fields}
+    for pk, *values in get_user_model().objects.filter(pk__in=user_ids).values_list("pk", *names):
+        by_field = dict(zip(names, values, strict=True))
+        for type, field in fields.items():
+            if by_field[field]:
+                addresses[type][pk] = by_field[field]
+    return addresses
 
 
 def _members(

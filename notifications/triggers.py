@@ -37,6 +37,7 @@ from typing import Any
 import re2
 from django.db.models.enums import TextChoices  # plain enums: no settings, no database
 
+from notifications.channels import registry
 from notifications.events import (
     ACTIVITY_PREFIX,
     MAX_NAME_LENGTH,
@@ -185,16 +186,17 @@ def _clamp(value: Any, low: int, high: int) -> int | None:
 
 @dataclass(frozen=True)
 class ChannelSpec:
-    """One channel of a trigger: ``in_app``, and ``email`` without a target, go to each
-    recipient; ``slack``, ``webhook``, ``telegram`` and an email with a target go to
-    ``target`` (a #channel, a URL, a chat id, an address)."""
+    """One channel of a trigger: without a target, a channel declared to go to each
+    subscriber (``in_app``, ``email``) goes to each recipient; the others (``slack``,
+    ``webhook``, ``telegram``, an email with a target) go to ``target`` (a #channel, a URL,
+    a chat id, an address)."""
 
     type: str
     target: str = ""
 
     @property
     def per_recipient(self) -> bool:
-        return self.type == "in_app" or (self.type == "email" and not self.target)
+        return registry.to_each_subscriber(self.type, self.target)
 
 
 IN_APP_ONLY = (ChannelSpec("in_app"),)

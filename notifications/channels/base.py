@@ -191,6 +191,10 @@ class ChannelDeclaration:
     - ``noun``: what its messages are called ("Slack messages"), as in "unsubscribed from
       alert Slack messages".
     - ``to_people``: a person can receive it, so it has a column in their preferences.
+    - ``to_each_subscriber``: a trigger's use of it with no target goes to each subscriber
+      (in-app, email) rather than once to a team destination.
+    - ``address_field``: for such a channel, the user field that holds a person's address on
+      it (``"email"``); empty when it needs none (in-app: the person is the destination).
     - ``secret`` and ``settings``: set for an organization-level channel, which sends with
       the organization's ``ChannelConfig`` (``secret`` is what makes it organization-level);
       a personal one needs only an address.
@@ -203,6 +207,8 @@ class ChannelDeclaration:
     sender: builtins.type[Channel] | None  # (the field ``type`` shadows the builtin)
     target: Target | None
     to_people: bool = False
+    to_each_subscriber: bool = False
+    address_field: str = ""
     secret: Secret | None = None
     settings: tuple[Setting, ...] = ()
 

@@ -267,4 +267,6 @@ DECLARATION = base.ChannelDeclaration(
         "Email address (optional)", "each subscriber's own address", check=address_problem
     ),
     to_people=True,
+    to_each_subscriber=True,
+    address_field="email",
 )

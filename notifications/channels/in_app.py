@@ -14,4 +14,5 @@ DECLARATION = base.ChannelDeclaration(
     sender=None,
     target=None,
     to_people=True,
+    to_each_subscriber=True,
 )

@@ -4,9 +4,10 @@ Each channel module declares what it is (:class:`~notifications.channels.base.Ch
 this module lists the declarations, once, and answers every question about channel types:
 which exist and in what order (:data:`TYPES`, :data:`CHOICES`, the models' ``choices``),
 which are organization-level (:data:`ORG_LEVEL`, a ``ChannelConfig`` with a secret), which
-reach a person (:data:`TO_PEOPLE`, :data:`PUSH`), what a target or a channel config must
-look like, and which class sends (:func:`get_channel`). Adding a channel is one module and
-one entry in :data:`DECLARATIONS`.
+reach a person (:data:`TO_PEOPLE`, :data:`PUSH`), which a trigger sends to each subscriber
+and where their address is (:func:`to_each_subscriber`, :func:`address_field`), what a
+target or a channel config must look like, and which class sends (:func:`get_channel`).
+Adding a channel is one module and one entry in :data:`DECLARATIONS`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ PUSH: frozenset[str] = frozenset(
 """Channels that push to a person: a delivery on one with a recipient waits for their quiet
 hours and do-not-disturb. In-app and team destinations (a trigger's Slack channel, a
 webhook, a fixed address) are never held."""
+
+
+def to_each_subscriber(type: str, target: str) -> bool:
+    """A trigger's ``type`` channel with ``target`` goes to each subscriber: the channel
+    declares so and no target was given (or it takes none, like in-app)."""
+    declaration = BY_TYPE.get(type)
+    if declaration is None or not declaration.to_each_subscriber:
+        return False
+    return not target or declaration.target is None
+
+
+def address_field(type: str) -> str:
+    """The user field holding a person's address on ``type``; empty when the channel needs
+    none (the person is the destination) or is not one that goes to each subscriber."""
+    declaration = BY_TYPE.get(type)
+    return declaration.address_field if declaration and declaration.to_each_subscriber else ""
 
 
 def channel_choices() -> list[tuple[str, str]]:

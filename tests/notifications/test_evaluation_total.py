@@ -151,7 +151,7 @@ AUDIENCE = Audience(
     members={TEAM: frozenset({1, 2, 3})},
     muted={},
     off={2: frozenset({("alert", "email")})},
-    emails={1: "one@example.com", 2: "two@example.com"},
+    addresses={"email": {1: "one@example.com", 2: "two@example.com"}},
 )
 
 

@@ -39,7 +39,7 @@ def audience(members=(1, 2, 3), **kw):
         members={TEAM: frozenset(members)},
         muted=kw.get("muted", {}),
         off=kw.get("off", {}),
-        emails={1: "one@example.com", 2: "two@example.com"},
+        addresses={"email": {1: "one@example.com", 2: "two@example.com"}},
     )
 
 

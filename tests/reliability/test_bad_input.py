@@ -676,7 +676,7 @@ def hostile_setup(team, member_of):
             members={team.pk: frozenset({reader.pk, actor.pk})},
             muted={},
             off={},
-            emails={reader.pk: reader.email},
+            addresses={"email": {reader.pk: reader.email}},
         )
         planned = plan([Match(event, trigger, frozenset({reader.pk}), "You follow it.")], audience)
         stored = store.write(planned.notifications)

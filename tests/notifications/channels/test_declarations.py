@@ -13,6 +13,7 @@ import json
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from notifications.channels import registry
 from notifications.channels.base import ChannelNotConfigured
@@ -36,6 +37,12 @@ def test_every_channel_declares_everything(declaration):
         assert declaration.sender.type == declaration.type
     if declaration.target is not None:
         assert declaration.target.label.strip() and declaration.target.placeholder.strip()
+    if declaration.to_each_subscriber:
+        assert declaration.to_people, "what goes to each subscriber has a preferences column"
+        assert declaration.target is None or not declaration.target.required
+    if declaration.address_field:
+        assert declaration.to_each_subscriber, "only a channel sent to each subscriber reads one"
+        get_user_model()._meta.get_field(declaration.address_field)  # the user has that field
     if declaration.org_level:
         secret = declaration.secret
         assert secret.name and secret.label and secret.check("") is not None
