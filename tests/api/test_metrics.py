@@ -151,26 +151,31 @@ def test_no_label_names_a_person_a_team_or_a_trigger(client, team):
     assert labels <= allowed
 
 
-def test_with_a_multiprocess_directory_every_process_counts_into_one_answer(
-    client, settings, tmp_path
-):
-    """Two worker processes each record a sent Slack delivery; the web's /metrics says 2."""
+def count_a_delivery_in_another_process(directory, channel: str) -> None:
+    """A worker process that sent one delivery on ``channel``, counting into ``directory``."""
     script = textwrap.dedent(
-        """
+        f"""
         import django, os
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         django.setup()
         from notifications import metrics
-        metrics.DELIVERIES.labels(channel="slack", outcome="sent").inc()
+        metrics.DELIVERIES.labels(channel={channel!r}, outcome="sent").inc()
         """
     )
+    subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        check=True,
+        timeout=60,
+    )
+
+
+def test_with_a_multiprocess_directory_every_process_counts_into_one_answer(
+    client, settings, tmp_path
+):
+    """Two worker processes each record a sent Slack delivery; the web's /metrics says 2."""
     for _ in range(2):
-        subprocess.run(
-            [sys.executable, "-c", script],
-            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
-            check=True,
-            timeout=60,
-        )
+        count_a_delivery_in_another_process(tmp_path, "slack")
     settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
     found = scrape(client)
     assert found[("notiflow_deliveries_total", (("channel", "slack"), ("outcome", "sent")))] == 2
@@ -204,21 +209,7 @@ def test_the_consumers_counters_are_not_served_by_the_web(client, settings, tmp_
     """Every process that imports the metrics writes its counters' files in multi-process
     mode, the consumer's included (at 0): the web's /metrics must not serve those zeros
     beside the consumer's own port, where the real counts are."""
-    script = textwrap.dedent(
-        """
-        import django, os
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-        django.setup()
-        from notifications import metrics
-        metrics.DELIVERIES.labels(channel="email", outcome="sent").inc()
-        """
-    )
-    subprocess.run(
-        [sys.executable, "-c", script],
-        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
-        check=True,
-        timeout=60,
-    )
+    count_a_delivery_in_another_process(tmp_path, "email")
     settings.PROMETHEUS_MULTIPROC_DIR = str(tmp_path)
     names = {name for name, _ in scrape(client)}
     assert "notiflow_deliveries_total" in names
